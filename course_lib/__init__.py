@@ -1,0 +1,36 @@
+"""course_lib: the tested implementations behind the course 'Generative Models, from probability to diffusion'.
+
+Learners import the pieces they need, e.g. ``from course_lib import config, data, viz``. Submodules
+are imported lazily so that ``import course_lib`` (and the ``course`` command) stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "checkpoints",
+    "cli",
+    "config",
+    "data",
+    "device",
+    "grading",
+    "metrics",
+    "models",
+    "nn",
+    "probability",
+    "train",
+    "viz",
+}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'course_lib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))
