@@ -37,7 +37,6 @@ setup() {
         "$python" -m venv "$VENV"
     fi
     echo "course.sh: installing the pinned, tested versions (first time: a few minutes)"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -c requirements/lock.txt -e ".[$EXTRAS]"
     echo "$want" > "$stamp"
     "$VENV/bin/course" doctor --short || true
