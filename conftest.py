@@ -12,6 +12,9 @@ os.environ["COURSE_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Two cores are shared between the notebook kernel and pytest: keep BLAS/torch threads in check.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Idle OpenMP threads that spin while waiting starve the other process when pytest and a notebook
+# kernel share two cores: small-tensor code ran 50-100x slower. Passive waiting avoids it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def pytest_configure(config):

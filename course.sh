@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${COURSE_VENV:-.venv}"
+# Idle OpenMP threads spinning while they wait make small-tensor PyTorch code 50-100x slower when
+# cores are shared (a lab server, pytest beside a notebook kernel); passive waiting costs nothing.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 EXTRAS="${COURSE_EXTRAS:-dev}"
 
 find_python() {
