@@ -1,0 +1,84 @@
+r"""Benchmark of the shipped MNIST GANs: sample quality against the real-vs-real floor, coverage, and time.
+
+    .venv/bin/python bench/gan.py            # evaluates every shipped GAN, writes its section of bench/RESULTS.md
+
+For each checkpoint of :data:`course_lib.models.gan.MNIST_GANS` that is shipped (made by ``scripts/train_gans.py``):
+
+* classifier-FID between N = 1,000 generated digits and the 1,000 held-out test digits, and its ratio to the
+  real-vs-real floor at the same N (:func:`course_lib.metrics.ratio_to_floor`); target <= 5;
+* precision / recall (k = 3) at the same N;
+* the class histogram of 10,000 samples (target: every class between 7% and 13%), and for the conditional
+  GAN the share of samples the classifier reads as the requested digit (target >= 95%);
+* wall time: training (steps and minutes, from the manifest) and sampling 10,000 digits here.
+
+Timings depend on the machine and on what else runs on it; the section names the machine.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from _results import markdown_table, record  # noqa: E402
+
+from course_lib import checkpoints, data, metrics  # noqa: E402
+from course_lib.models.gan import MNIST_GANS, build_mnist_gan  # noqa: E402
+
+N_FID = 1000
+N_CLASSES = 10_000
+
+
+def evaluate(name: str) -> list[str]:
+    gan = checkpoints.load_into(build_mnist_gan(name), name)
+    entry = checkpoints.manifest()[name]
+    test = data.mnist("test", value_range="unit")
+    conditional = gan.num_classes is not None
+    labels = torch.arange(N_CLASSES) % 10 if conditional else None
+    started = time.perf_counter()
+    fake = ((gan.sample(N_CLASSES, labels=labels, generator=torch.Generator().manual_seed(1)) + 1) / 2).clamp(0, 1)
+    sample_seconds = time.perf_counter() - started
+    fid = metrics.fid(test.x[:N_FID], fake[:N_FID])
+    ratio = metrics.ratio_to_floor(fid, "fid", N_FID)
+    pr = metrics.precision_recall(test.x[:N_FID], fake[:N_FID])
+    hist = metrics.class_histogram(fake)
+    agreement = "-"
+    if conditional:
+        predicted = metrics.extract_logits(fake).argmax(1)
+        agreement = f"{(predicted == labels).float().mean().item():.1%}"
+    minutes = re.search(r"in (\d+) min", entry["notes"])
+    return [
+        name, f"{fid:.2f}", f"{ratio:.1f}x", f"{pr.precision:.2f}", f"{pr.recall:.2f}",
+        f"{hist.num_covered}/10", f"{hist.fractions.min():.1%} .. {hist.fractions.max():.1%}", agreement,
+        f"{entry['steps']:,} steps / {minutes.group(1) if minutes else '?'} min", f"{sample_seconds:.1f} s",
+    ]
+
+
+def main() -> int:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    shipped = [name for name in MNIST_GANS if name in checkpoints.names()]
+    if not shipped:
+        print("no shipped GAN checkpoints; run scripts/train_gans.py first")
+        return 1
+    rows = [evaluate(name) for name in shipped]
+    header = ["model", f"FID (N={N_FID})", "FID / floor", "precision", "recall", "classes",
+              f"class share ({N_CLASSES:,})", "label agreement", "training", f"sampling {N_CLASSES:,}"]
+    floor = metrics.floor("fid", N_FID)
+    notes = (f"Classifier-FID uses the shipped MNIST classifier's 64-d features; the real-vs-real floor at N = {N_FID} "
+             f"is {floor.mean:.2f} +- {floor.std:.2f}. Targets: FID <= 5x floor and every class 7%-13% (DCGAN), label "
+             "agreement >= 95% (conditional GAN). Samples are the EMA generator's. Training ran on one CPU thread of "
+             "a 2-core machine shared with other jobs, so its minutes are inflated.")
+    print(record("GANs on MNIST (notebooks 06-07)", markdown_table(header, rows), notes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Tests of course_lib.models.cyclegan: loss terms, the domain transfer of the 8x8 digits, the alternating step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.models import cyclegan as C
+
+
+def test_cycle_and_identity_losses_are_zero_for_an_identity_pair():
+    model = C.CycleGAN(nn.Identity(), nn.Identity(), C.PatchDiscriminator(width=4), C.PatchDiscriminator(width=4))
+    a, b = torch.rand(3, 1, 28, 28) * 2 - 1, torch.rand(5, 1, 28, 28) * 2 - 1
+    assert model.cycle_loss(a, b).item() == 0.0
+    assert model.identity_loss(a, b).item() == 0.0
+
+
+def test_cycle_loss_by_hand_for_a_shift_pair():
+    shift = 0.25
+
+    class Add(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c
+
+        def forward(self, x):
+            return x + self.c
+
+    # G(a) = a + s, F(b) = b + s: F(G(a)) - a = 2s and G(F(b)) - b = 2s, so the cycle loss is 4s;
+    # identity: G(b) - b = s, F(a) - a = s -> 2s
+    model = C.CycleGAN(Add(shift), Add(shift), nn.Identity(), nn.Identity())
+    a, b = torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28)
+    assert model.cycle_loss(a, b).item() == pytest.approx(4 * shift)
+    assert model.identity_loss(a, b).item() == pytest.approx(2 * shift)
+
+
+def test_lsgan_losses_by_hand():
+    real, fake = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert C.lsgan_discriminator_loss(real, fake).item() == pytest.approx(0.5 * (0.5 + 0.5))
+    assert C.lsgan_discriminator_loss(torch.ones(4), torch.zeros(4)).item() == 0.0
+    assert C.lsgan_generator_loss(torch.tensor([1.0, 0.0])).item() == pytest.approx(0.5)
+
+
+def test_shapes_and_ranges():
+    gen, disc = C.ResnetGenerator(width=4, blocks=1), C.PatchDiscriminator(width=4)
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    y = gen(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    assert disc(x).shape == (2, 1, 7, 7)
+    with pytest.raises(ValueError, match="28, 28"):
+        gen(torch.zeros(2, 1, 8, 8))
+
+
+def test_digits8x8_to_28_keeps_the_background_and_centres_the_digit():
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:6, 3:5] = 1.0
+    up = C.digits8x8_to_28(x)
+    assert up.shape == (2, 1, 28, 28) and up.min() >= 0 and up.max() <= 1
+    assert up[:, :, :4].abs().max() == 0 and up[:, :, -4:].abs().max() == 0  # 20x20 box centred: 4-pixel margins
+    ys, xs = torch.nonzero(up[0, 0] > 0.5, as_tuple=True)
+    assert 11 <= ys.float().mean() <= 16 and 11 <= xs.float().mean() <= 16
+    sym = C.digits8x8_to_28(x * 2 - 1)
+    assert sym[0, 0, 0, 0] == -1.0, "symmetric range: the padding is the -1 background"
+    with pytest.raises(ValueError, match="counts"):
+        C.digits8x8_to_28(x * 16)
+
+
+def _snap(params):
+    return [p.detach().clone() for p in params]
+
+
+def test_step_updates_generators_and_discriminators_with_their_own_optimisers():
+    torch.manual_seed(0)
+    model = C.CycleGAN(width=4, blocks=1)
+    opt_g = torch.optim.SGD(model.generator_parameters(), lr=0.05)
+    opt_d = torch.optim.SGD(model.discriminator_parameters(), lr=0.0)  # discriminators must not move
+    a, b = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(3, 1, 28, 28) * 2 - 1
+    g0, d0 = _snap(model.generator_parameters()), _snap(model.discriminator_parameters())
+    logs = C.cyclegan_train_step(model, a, b, opt_g, opt_d)
+    assert all(torch.equal(p, q) for p, q in zip(model.discriminator_parameters(), d0)), (
+        "the generator step must not change the discriminators")
+    assert any(not torch.equal(p, q) for p, q in zip(model.generator_parameters(), g0))
+    assert all(p.requires_grad for p in model.discriminator_parameters())
+    assert {"cycle", "identity", "g_adv", "g_loss", "d_loss"} <= set(logs)
+    # now only the discriminators move
+    opt_g0 = torch.optim.SGD(model.generator_parameters(), lr=0.0)
+    opt_d = torch.optim.SGD(model.discriminator_parameters(), lr=0.05)
+    g0, d0 = _snap(model.generator_parameters()), _snap(model.discriminator_parameters())
+    C.cyclegan_train_step(model, a, b, opt_g0, opt_d)
+    assert all(torch.equal(p, q) for p, q in zip(model.generator_parameters(), g0)), (
+        "the discriminator step must not change the generators (fakes detached)")
+    assert any(not torch.equal(p, q) for p, q in zip(model.discriminator_parameters(), d0))
+    with pytest.raises(ValueError, match="opt_g must hold only"):
+        C.cyclegan_train_step(model, a, b, torch.optim.SGD(model.parameters(), lr=0.1), opt_d)
+
+
+def test_train_cyclegan_runs_and_reduces_the_cycle_loss():
+    from course_lib.data import InMemoryLoader
+
+    torch.manual_seed(0)
+    model = C.CycleGAN(width=4, blocks=1)
+    a = torch.rand(16, 1, 28, 28) * 2 - 1
+    b = torch.rand(12, 1, 28, 28) * 2 - 1
+    result = C.train_cyclegan(model, InMemoryLoader(a, batch_size=4, device="cpu"),
+                              InMemoryLoader(b, batch_size=4, device="cpu"), steps=21, lr=2e-3, log_every=7,
+                              device="cpu", progress=False)
+    cycle = result.history.values["cycle"]
+    assert result.steps == 21 and len(cycle) == 3 and cycle[-1] < cycle[0]
+    assert model.translate(a[:5], "AB").shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="direction"):
+        model.translate(a, "CA")
+
+
+def test_digits28_to_8x8_inverts_the_upsampling_roughly():
+    from course_lib import data
+
+    x = data.digits8x8("test", value_range="unit").x[:50]
+    back = C.digits28_to_8x8(C.digits8x8_to_28(x))
+    assert back.shape == x.shape
+    assert (back - x).abs().mean() < 0.12  # bilinear up, area down: close, not exact
+
+
+def test_class_preservation_of_an_oracle_pair_is_high():
+    """With G_AB = the 8x8 upsampling of a downsampled MNIST digit and G_BA = identity on upsampled 8x8 digits,
+    the classifiers should read most translations correctly; with a constant generator the rate is ~chance."""
+    from course_lib import data
+
+    mnist = data.mnist("test", value_range="symmetric")
+    digits = data.digits8x8("test", value_range="symmetric")
+    a, y_a = mnist.x[:200], mnist.y[:200]
+    b, y_b = C.digits8x8_to_28(digits.x[:200]), digits.y[:200]
+
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return torch.full_like(x, -1.0) + 0 * self.p
+
+    class Identity(Constant):
+        def forward(self, x):
+            return x + 0 * self.p
+
+    oracle = C.class_preservation(C.CycleGAN(Identity(), Identity(), nn.Identity(), nn.Identity()), a, y_a, b, y_b,
+                                  device="cpu")
+    assert oracle.b_to_a > 0.6 and oracle.a_to_b > 0.5, oracle
+    blank = C.class_preservation(C.CycleGAN(Constant(), Constant(), nn.Identity(), nn.Identity()), a, y_a, b, y_b,
+                                 device="cpu")
+    assert blank.a_to_b < 0.3 and blank.b_to_a < 0.3, blank
