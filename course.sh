@@ -12,7 +12,7 @@ VENV="${COURSE_VENV:-.venv}"
 # Idle OpenMP threads spinning while they wait make small-tensor PyTorch code 50-100x slower when
 # cores are shared (a lab server, pytest beside a notebook kernel); passive waiting costs nothing.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-EXTRAS="${COURSE_EXTRAS:-dev}"
+EXTRAS="${COURSE_EXTRAS:-dev,instructor}"
 
 find_python() {
     for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
