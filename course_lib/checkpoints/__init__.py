@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from course_lib._hashing import sha256_file
 import torch
 from torch import nn
 
@@ -130,12 +131,7 @@ def path(name: str) -> Path:
     return _dir() / _entry(name)["file"]
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 def _regenerate_hint(entry: Mapping[str, Any]) -> str:

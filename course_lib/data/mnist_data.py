@@ -30,10 +30,10 @@ tensors that can be modified freely.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
+from course_lib._hashing import sha256_file
 import torch
 
 from course_lib import config
@@ -151,12 +151,7 @@ def full_mnist_cached() -> bool:
     return all((directory / name).is_file() for files in MNIST_FILES.values() for name in files)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = sha256_file
 
 
 def _full_key(split: str) -> tuple:
