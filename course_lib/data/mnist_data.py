@@ -33,10 +33,10 @@ import functools
 from pathlib import Path
 
 import numpy as np
-from course_lib._hashing import sha256_file
 import torch
 
 from course_lib import config
+from course_lib._hashing import sha256_file
 from course_lib.data.idx import read_idx
 from course_lib.data.imageset import ImageSet, bernoulli_binarize, check_choice, levels_to_range
 
