@@ -158,7 +158,7 @@ def test_vqvae_shapes_and_a_short_training_run():
     assert x_hat.shape == (5, 1, 8, 8) and vq.indices.shape == (5, 4, 4)
     before = float(torch.nn.functional.mse_loss(model.eval().reconstruct(x[:200]), x[:200]))
     loader = data.InMemoryLoader(x, batch_size=64, device="cpu")
-    result = train.fit(model, Q.vqvae_loss_fn, loader, steps=150, lr=3e-3, progress=False, device="cpu")
+    result = train.fit(model, Q.vqvae_loss_fn, loader, steps=80, lr=3e-3, progress=False, device="cpu")
     after = float(torch.nn.functional.mse_loss(model.reconstruct(x[:200]), x[:200]))
     assert after < 0.5 * before, f"reconstruction error should fall: {before:.4f} -> {after:.4f}"
     assert {"recon_mse", "commitment", "perplexity"} <= set(result.history.names())

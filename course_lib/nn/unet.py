@@ -222,7 +222,7 @@ class UNet(nn.Module):
 #: - ``"mnist-small"`` (0.69M parameters): the course's CPU model for 28x28 digits. Widths grow as the
 #:   resolution falls (16 channels at 28x28, 32 at 14x14, 64 at 7x7), so each level costs about the same and
 #:   the expensive full-resolution level stays thin; attention at 7x7 and in the middle.
-#: - ``"cpu"``: an alias of ``"mnist-small"``; ``"gpu"`` (about 4.5M): wider and deeper, for a GPU.
+#: - ``"cpu"``: an alias of ``"mnist-small"``; ``"gpu"`` (6.8M): wider (64/128/128) and deeper (two blocks per level), for a GPU.
 #: - ``"cpu-8x8"`` / ``"gpu-8x8"``: the same ideas for 8x8 digits (8 -> 4 -> 2).
 #: - ``"plain-two-level"`` (0.30M): the textbook baseline of ``bench/diffusion_baseline.py``: two levels
 #:   (28 and 14), the same width at full resolution as deeper down, no attention.
