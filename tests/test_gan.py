@@ -281,3 +281,16 @@ def test_sliced_wasserstein_of_a_shift():
     assert sw == pytest.approx(3.0 * 2 / math.pi, rel=0.03)
     with pytest.raises(ValueError, match="same N"):
         G.sliced_wasserstein(x, x[:10])
+
+
+def test_train_gan_logs_window_means(monkeypatch):
+    """Each history row is the mean of the per-step values since the previous row, not the last step's value."""
+    from course_lib.data import InMemoryLoader
+
+    counter = iter(range(1, 100))
+    monkeypatch.setattr(G, "gan_train_step", lambda *args, **kwargs: {"wasserstein": float(next(counter))})
+    pair = G.GAN(G.MLPGenerator(hidden=8), G.MLPDiscriminator(hidden=8))
+    result = G.train_gan(pair, InMemoryLoader(torch.randn(32, 2), batch_size=8, device="cpu"), steps=10,
+                         loss="wgan-gp", log_every=4, device="cpu", progress=False)
+    assert result.history.steps == [4, 8, 10]
+    assert result.history.values["wasserstein"] == [2.5, 6.5, 9.5]  # means of 1..4, 5..8, 9..10

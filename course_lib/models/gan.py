@@ -33,7 +33,9 @@ function                            loss that is *minimised*
 **WGAN-GP.** The critic :math:`f` (no sigmoid) estimates the Wasserstein-1 distance through the Kantorovich-Rubinstein
 duality :math:`W_1(p, q) = \sup_{\lVert f \rVert_L \le 1} \mathbb E_p[f] - \mathbb E_q[f]`; the gradient penalty
 keeps :math:`f` close to 1-Lipschitz along lines between real and generated points. Unlike the JS game,
-:math:`-\text{critic loss}` is an estimate of a distance, so it falls as the samples improve: a useful training curve.
+:math:`-\text{critic loss}` is an estimate of a distance, so it falls as the samples improve: a useful training curve,
+provided the critic stays near its optimum (``n_critic`` critic steps per generator step and, on the 2-D toy data, a
+generator learning rate about 10x smaller than the critic's; a negative estimate means the critic has fallen behind).
 
 **Conditional GAN** (Mirza & Osindero, 2014). Both networks see the label :math:`y`: :math:`G(z, y)` and
 :math:`D(x, y)`. Here the generator concatenates a learned label embedding to :math:`z`, and the discriminator is a
