@@ -1,3 +1,15 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: nbgrader,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+# ---
+
 # %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # # Exercises 00 · Setup and tour
 #
@@ -69,7 +81,7 @@ finally:
 #
 # Complete `to_course_device(x)` so that it returns the tensor `x` on the course's device, whatever
 # machine the notebook runs on: a CUDA GPU, an Apple GPU or the CPU. Ask `course_lib.device` for the
-# device; never write `"cuda"` or `.cuda()` yourself, because the same notebook must also run on a
+# device; never name a GPU device yourself, because the same notebook must also run on a
 # laptop without a GPU (and the grader forces the CPU).
 
 # %% nbgrader={"grade": false, "grade_id": "q2_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}

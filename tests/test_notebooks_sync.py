@@ -1,9 +1,10 @@
 """Committed notebooks are in sync with their sources and carry no outputs.
 
-- every notebooks/NN_topic.py (the reviewed source, jupytext percent) has a paired NN_topic.ipynb
-  with the same cells; fix: `.venv/bin/jupytext --sync notebooks/NN_topic.py`;
-- every notebooks/*.ipynb has its .py source;
-- no .ipynb under notebooks/ or exercises/ has outputs or execution counts (learners get clean
+- every notebooks/NN_topic.py and solutions/NN_topic.py (the reviewed sources, jupytext percent) has a
+  paired NN_topic.ipynb with the same cells; fix: `.venv/bin/jupytext --sync notebooks/NN_topic.py`
+  (the solutions' .ipynb is the instructor's runnable copy; exercises/ is generated from the .py);
+- every notebooks/*.ipynb and solutions/*.ipynb has its .py source;
+- no .ipynb under notebooks/, solutions/ or exercises/ has outputs or execution counts (learners get clean
   notebooks, diffs stay readable); fix: `jupyter nbconvert --clear-output --inplace FILE`.
 """
 
@@ -16,8 +17,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-SOURCES = sorted(NOTEBOOKS.glob("*.py"))
-IPYNBS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((REPO / "exercises").glob("*.ipynb"))
+SOLUTIONS = REPO / "solutions"
+SOURCES = sorted(NOTEBOOKS.glob("*.py")) + sorted(SOLUTIONS.glob("*.py"))
+PAIRED_IPYNBS = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+IPYNBS = PAIRED_IPYNBS + sorted((REPO / "exercises").glob("*.ipynb"))
 
 
 def params(paths, what):
@@ -30,12 +33,14 @@ def cells(nb):
     return [(cell.cell_type, cell.source) for cell in nb.cells]
 
 
-@pytest.mark.parametrize("source", params(SOURCES, "notebooks/*.py"))
+@pytest.mark.parametrize("source", params(SOURCES, "notebooks/*.py or solutions/*.py"))
 def test_py_source_has_a_paired_ipynb_with_the_same_cells(source):
     import jupytext
 
     paired = source.with_suffix(".ipynb")
     fix = f"run `.venv/bin/jupytext --sync {source.relative_to(REPO)}`"
+    if source.parent == SOLUTIONS and not paired.is_file():
+        fix = f"run `.venv/bin/jupytext --set-formats ipynb,py:percent {source.relative_to(REPO)}`"
     assert paired.is_file(), f"{paired.relative_to(REPO)} is missing; {fix}"
     from_py = jupytext.read(source)
     formats = from_py.metadata.get("jupytext", {}).get("formats", "")
@@ -54,7 +59,7 @@ def test_py_source_has_a_paired_ipynb_with_the_same_cells(source):
         )
 
 
-@pytest.mark.parametrize("notebook", params(sorted(NOTEBOOKS.glob("*.ipynb")), "notebooks/*.ipynb"))
+@pytest.mark.parametrize("notebook", params(PAIRED_IPYNBS, "notebooks/*.ipynb or solutions/*.ipynb"))
 def test_every_ipynb_has_its_py_source(notebook):
     assert notebook.with_suffix(".py").is_file(), (
         f"{notebook.name} has no {notebook.stem}.py; the .py is the reviewed source: "
