@@ -1,6 +1,6 @@
 """The one place in the course where a device is chosen: cuda > mps > cpu.
 
-Notebooks call ``get_device()`` and never write ``.cuda()`` or ``"cuda"`` themselves. The
+Notebooks call ``get_device()`` and never name a device themselves. The
 environment variable ``COURSE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) overrides the
 choice, e.g. to force the CPU on a machine with a busy GPU; the grader sets ``COURSE_DEVICE=cpu``.
 """

@@ -50,8 +50,8 @@ print(f"PyTorch {torch.__version__}")
 
 # %% [markdown]
 # `device.get_device()` picks a CUDA GPU if there is one, then an Apple-silicon GPU (MPS), then the
-# CPU. It is the **only** place in the course where a device is chosen: notebooks never write
-# `.cuda()`. To force the CPU on a machine with a busy GPU, start Jupyter with `COURSE_DEVICE=cpu`.
+# CPU. It is the **only** place in the course where a device is chosen: notebooks never name a device
+# themselves. To force the CPU on a machine with a busy GPU, start Jupyter with `COURSE_DEVICE=cpu`.
 #
 # From a terminal, `course doctor` prints the same information plus the versions of every package
 # and the datasets that are available offline.
