@@ -43,14 +43,7 @@ from course_lib.nn.attention import MultiHeadSelfAttention, SpatialSelfAttention
 VOCAB = CharVocab()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second thread only adds synchronisation (which costs seconds per test
-    on a busy shared machine), so the file runs single-threaded and restores the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

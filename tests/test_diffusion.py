@@ -26,13 +26,7 @@ T = 1000
 DIFFUSERS_PREDICTION = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are small: one thread is faster than two and does not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

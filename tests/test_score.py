@@ -11,12 +11,7 @@ import torch.distributions as D
 from course_lib.models import score as sm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def unequal_mixture(weights=(0.25, 0.75), std=0.3):

@@ -12,12 +12,7 @@ from course_lib.nn.time_embedding import TimeConditionedMLP, TimeEmbedding, sinu
 from course_lib.nn.unet import UNET_PRESETS, UNet, default_unet, unet_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def randomise_zero_inits(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
