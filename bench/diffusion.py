@@ -41,11 +41,12 @@ from _results import markdown_table, record  # noqa: E402
 
 from course_lib import checkpoints, data, metrics  # noqa: E402
 from course_lib import device as _device  # noqa: E402
+from course_lib.models import ddpm_mnist  # noqa: E402
 from course_lib.models import diffusion as dm  # noqa: E402
 from course_lib.nn.unet import UNet, unet_config  # noqa: E402
 
 SECTION = "Diffusion on MNIST: samplers, steps and time (notebooks 08-09)"
-SCHEDULE = ("cosine", 1000)  # the live and shipped recipes' schedule (scripts/train_diffusion_mnist.py)
+SCHEDULE = (ddpm_mnist.SCHEDULE_NAME, ddpm_mnist.T)  # the live and shipped recipes' schedule
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def main(argv=None) -> int:
     if "ddpm_mnist" in checkpoints.names():
         entry = checkpoints.manifest()["ddpm_mnist"]
         models.append(("shipped `ddpm_mnist`", f"shipped-{entry['sha256'][:12]}",
-                       lambda: load_unet("mnist-small", checkpoint="ddpm_mnist")))
+                       lambda: load_unet(ddpm_mnist.UNET_PRESET, checkpoint=ddpm_mnist.CHECKPOINT)))
         notes.append(f"Shipped checkpoint: {entry['steps']:,} steps; {entry['notes']}")
     else:
         notes.append("No shipped `ddpm_mnist` checkpoint: run `scripts/train_diffusion_mnist.py --ship` first.")

@@ -36,20 +36,23 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from course_lib import checkpoints, config, data  # noqa: E402
 from course_lib import device as _device  # noqa: E402
-from course_lib.models import diffusion  # noqa: E402
+from course_lib.models import ddpm_mnist, diffusion  # noqa: E402
 from course_lib.nn.unet import UNet, unet_config  # noqa: E402
 from course_lib.train import fit  # noqa: E402
 
 SCRIPT = "scripts/train_diffusion_mnist.py"
-CHECKPOINT_NAME = "ddpm_mnist"
+CHECKPOINT_NAME = ddpm_mnist.CHECKPOINT
 
 #: Each recipe: schedule name and T, U-Net preset, loss options, fit options, default steps.
 #: ``anneal_steps``: the learning rate falls linearly to 0 over the last ``anneal_steps`` steps (0: constant).
+#: ``"live"`` and ``"shipped"`` share the shipped model's schedule, U-Net and loss (course_lib.models.ddpm_mnist).
+_COURSE_MODEL = dict(schedule=ddpm_mnist.SCHEDULE_NAME, T=ddpm_mnist.T, unet=ddpm_mnist.UNET_PRESET,
+                     prediction=ddpm_mnist.PREDICTION, weighting=ddpm_mnist.WEIGHTING)
 RECIPES: dict[str, dict] = {
-    "live": dict(schedule="cosine", T=1000, unet="mnist-small", prediction="eps", weighting="min_snr",
-                 batch_size=64, lr=2e-3, ema_decay=0.999, clip_grad_norm=1.0, anneal_steps=0, steps=2000),
-    "shipped": dict(schedule="cosine", T=1000, unet="mnist-small", prediction="eps", weighting="min_snr",
-                    batch_size=64, lr=2e-3, ema_decay=0.999, clip_grad_norm=1.0, anneal_steps=1500, steps=4500),
+    "live": dict(_COURSE_MODEL, batch_size=64, lr=2e-3, ema_decay=0.999, clip_grad_norm=1.0, anneal_steps=0,
+                 steps=2000),
+    "shipped": dict(_COURSE_MODEL, batch_size=64, lr=2e-3, ema_decay=0.999, clip_grad_norm=1.0, anneal_steps=1500,
+                    steps=4500),
     "plain": dict(schedule="linear", T=1000, unet="plain-two-level", prediction="eps", weighting="none",
                   batch_size=128, lr=2e-3, ema_decay=None, clip_grad_norm=None, anneal_steps=0, steps=4000),
 }
