@@ -255,6 +255,31 @@ def test_conditional_step_and_train_gan_history():
     assert samples.shape == (10, 1, 28, 28)
 
 
+def test_train_gan_updates_an_ema_the_caller_made():
+    from course_lib.data import InMemoryLoader
+    from course_lib.train import EMA
+
+    torch.manual_seed(0)
+    pair = G.GAN(G.MLPGenerator(latent_dim=2), G.MLPDiscriminator())
+    ema = EMA(pair.generator, 0.5, warmup=False)
+    before = [p.clone() for p in ema.module.parameters()]
+    seen = []
+
+    def callback(step, gan, hist):  # the average is readable while training runs
+        seen.append(ema.num_updates)
+
+    result = G.train_gan(pair, InMemoryLoader(torch.randn(64, 2), batch_size=16, device="cpu"), steps=4,
+                         ema=ema, log_every=2, device="cpu", progress=False, callback=callback)
+    assert result.ema is ema and seen == [2, 4]
+    assert any(not torch.equal(b, p) for b, p in zip(before, ema.module.parameters()))
+    with pytest.raises(ValueError, match="not both"):
+        G.train_gan(pair, InMemoryLoader(torch.randn(64, 2), batch_size=16, device="cpu"), steps=1, ema=ema,
+                    ema_decay=0.9, device="cpu", progress=False)
+    with pytest.raises(TypeError, match="EMA"):
+        G.train_gan(pair, InMemoryLoader(torch.randn(64, 2), batch_size=16, device="cpu"), steps=1, ema=0.9,
+                    device="cpu", progress=False)
+
+
 def test_mode_coverage_counts_modes():
     centres = torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
     pts = torch.cat([torch.zeros(50, 2), torch.tensor([[5.0, 0.0]]).repeat(50, 1), torch.full((10, 2), 20.0)])

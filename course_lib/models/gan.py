@@ -535,7 +535,7 @@ def train_gan(gan: GAN, loader: Iterable, *, steps: int, loss: str = "nonsaturat
               gp_weight: float = 10.0, ema_decay: float | None = None, device: torch.device | str | None = None,
               log_every: int = 10, callback: Callable[[int, GAN, History], None] | None = None,
               generator: torch.Generator | None = None, progress: bool = True, desc: str = "GAN",
-              time_limit: float | None = None) -> GANTrainResult:
+              time_limit: float | None = None, ema: EMA | None = None) -> GANTrainResult:
     r"""Train a :class:`GAN` by alternating :func:`gan_train_step` for ``steps`` discriminator steps.
 
     The generator is updated after every ``n_critic``-th discriminator step (``n_critic=5`` with
@@ -547,6 +547,10 @@ def train_gan(gan: GAN, loader: Iterable, *, steps: int, loss: str = "nonsaturat
     added to the history and ``callback(step, gan, history)`` is called (e.g. to snapshot the decision
     surface). ``time_limit`` (seconds): stop at the first logging row after that much wall time (the result's
     ``steps`` says how many were done). A NaN/inf loss raises :class:`~course_lib.train.NonFiniteLossError`.
+
+    ``ema_decay`` keeps an :class:`~course_lib.train.EMA` of the generator, updated after each generator step;
+    pass your own ``ema=EMA(gan.generator, decay, warmup=True)`` instead when a callback needs to read the
+    average during training (e.g. to evaluate snapshots of it).
     """
     if loss not in LOSSES:
         raise ValueError(f"train_gan: loss must be one of {LOSSES}, got {loss!r}")
@@ -561,7 +565,14 @@ def train_gan(gan: GAN, loader: Iterable, *, steps: int, loss: str = "nonsaturat
     gan.to(dev)
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, betas=betas)
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, betas=betas)
-    ema = EMA(gan.generator, ema_decay, warmup=True) if ema_decay is not None else None
+    if ema is not None and ema_decay is not None:
+        raise ValueError("train_gan: pass either ema_decay or ema (an EMA you made of gan.generator), not both")
+    if ema is not None and not isinstance(ema, EMA):
+        raise TypeError(f"train_gan: ema must be a course_lib.train.EMA, got {type(ema).__name__}")
+    if ema is None and ema_decay is not None:
+        ema = EMA(gan.generator, ema_decay, warmup=True)
+    if ema is not None:
+        ema.module.to(dev)
     history = History()
     sums: dict[str, list[float]] = {}
     started = time.perf_counter()
