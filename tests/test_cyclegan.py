@@ -149,3 +149,117 @@ def test_class_preservation_of_an_oracle_pair_is_high():
     blank = C.class_preservation(C.CycleGAN(Constant(), Constant(), nn.Identity(), nn.Identity()), a, y_a, b, y_b,
                                  device="cpu")
     assert blank.a_to_b < 0.3 and blank.b_to_a < 0.3, blank
+    # per-class shares: a blank image is read as one class, so exactly one class keeps all of its examples
+    per_class = blank.per_class_a_to_b
+    assert per_class.shape == (10,) and set(per_class.unique().tolist()) == {0.0, 1.0}
+    assert (blank.read_a_to_b == blank.read_a_to_b[0]).all()
+    # the overall share is the per-class shares weighted by class counts; parameter-free nets work too
+    untouched = C.CycleGAN(nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
+    plain = C.class_preservation(untouched, a, y_a, b, y_b, device="cpu")
+    assert plain.b_to_a == pytest.approx(oracle.b_to_a)
+    counts = torch.bincount(y_b, minlength=10).float()
+    assert float((plain.per_class_b_to_a * counts).sum() / counts.sum()) == pytest.approx(plain.b_to_a)
+    without_threes = C.class_preservation(untouched, a[y_a != 3], y_a[y_a != 3], b, y_b, device="cpu")
+    assert torch.isnan(without_threes.per_class_a_to_b[3])
+
+
+def test_random_shift_moves_each_image_by_a_uniform_offset_and_passes_gradients():
+    from scipy import stats
+
+    s, n = 2, 2500
+    x = torch.full((n, 1, 9, 9), -1.0)
+    x[:, 0, 4, 4] = 1.0  # one bright pixel in the middle
+    assert C.random_shift(x, 0) is x
+    out = C.random_shift(x, s, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    bright = (out == 1.0).nonzero()
+    assert len(bright) == n, "each image keeps its one bright pixel (offsets of at most s stay inside)"
+    assert ((out == -1.0).sum((1, 2, 3)) == 80).all(), "the rest is background"
+    dy, dx = bright[:, 2] - 4, bright[:, 3] - 4
+    assert dy.abs().max() <= s and dx.abs().max() <= s
+    counts = torch.bincount((dy + s) * (2 * s + 1) + (dx + s), minlength=(2 * s + 1) ** 2)
+    assert stats.chisquare(counts.numpy()).pvalue > 1e-3, "the 25 offsets should be equally likely"
+    # the border that comes into view is filled with the background value
+    edge = C.random_shift(torch.ones(200, 1, 5, 5), 1, background=-1.0, generator=torch.Generator().manual_seed(1))
+    assert set(edge.unique().tolist()) == {-1.0, 1.0}
+    # differentiable: the gradient of the sum is 1 on the pixels that stay in view, 0 on those pushed out
+    x = torch.randn(3, 1, 6, 6, requires_grad=True)
+    C.random_shift(x, 1, generator=torch.Generator().manual_seed(2)).sum().backward()
+    assert set(x.grad.unique().tolist()) <= {0.0, 1.0} and (x.grad.sum((1, 2, 3)) >= 25).all()
+    with pytest.raises(ValueError, match="max_shift"):
+        C.random_shift(x, -1)
+
+
+def test_augmented_discriminators_see_shifted_images_only_in_training():
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return x.mean((1, 2, 3)) + self.p
+
+    model = C.CycleGAN(nn.Identity(), nn.Identity(), Recorder(), Recorder(), augment_shift=3)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    model.train()
+    model.discriminate("A", x)
+    assert not torch.equal(seen[-1], x)
+    model.eval()
+    model.discriminate("B", x)
+    assert torch.equal(seen[-1], x)
+    with pytest.raises(ValueError, match="augment_shift"):
+        C.CycleGAN(augment_shift=-2)
+    with pytest.raises(ValueError, match="which"):
+        model.discriminate("C", x)
+
+
+def test_train_cyclegan_decays_the_learning_rate_linearly_to_zero():
+    from course_lib.data import InMemoryLoader
+
+    torch.manual_seed(0)
+    model = C.CycleGAN(width=4, blocks=1)
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    lrs = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, closure=None):
+            lrs.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    original = torch.optim.Adam
+    torch.optim.Adam = Spy
+    try:
+        C.train_cyclegan(model, InMemoryLoader(x, batch_size=4, device="cpu"),
+                         InMemoryLoader(x, batch_size=4, device="cpu"), steps=6, lr=0.3, lr_decay_from=2,
+                         device="cpu", progress=False)
+    finally:
+        torch.optim.Adam = original
+    generator_lrs = lrs[0::2]  # each step: the generators' optimiser, then the discriminators'
+    assert generator_lrs == pytest.approx([0.3, 0.3, 0.3, 0.225, 0.15, 0.075])
+    assert lrs[1::2] == pytest.approx(generator_lrs)
+    with pytest.raises(ValueError, match="lr_decay_from"):
+        C.train_cyclegan(model, [(x,)], [(x,)], steps=6, lr_decay_from=6, device="cpu", progress=False)
+
+
+def test_the_shipped_recipe_builds_and_the_domains_load():
+    model = C.build_shipped_cyclegan()
+    spec = C.SHIPPED_CYCLEGAN
+    assert model.augment_shift == spec["augment_shift"] and model.lambda_cycle == spec["lambda_cycle"]
+    assert 0 < spec["lr_decay_from"] < spec["steps"]
+    test = C.digit_domains("test")
+    assert test.a.shape[1:] == test.b.shape[1:] == (1, 28, 28)
+    assert len(test.a) == len(test.y_a) and len(test.b) == len(test.y_b)
+    assert test.a.min() >= -1 and test.b.max() <= 1 and test.b.min() == -1.0  # background -1 in both domains
+
+
+def test_the_shipped_checkpoint_loads_into_the_recipe_when_present():
+    from course_lib import checkpoints
+
+    if "cyclegan_digits" not in checkpoints.names():
+        pytest.skip("no shipped CycleGAN (scripts/train_cyclegan.py makes it)")
+    model = checkpoints.load_into(C.build_shipped_cyclegan(), "cyclegan_digits")
+    x = C.digit_domains("test").b[:4]
+    assert model.translate(x, "BA").shape == x.shape
