@@ -20,7 +20,7 @@ with PatchGAN discriminators that score overlapping patches.
 The course's two domains: **A** = MNIST digits, **B** = scikit-learn's 8x8 digits brought to 28x28 by
 :func:`digits8x8_to_28` (blurrier, thicker, differently centred), both in [-1, 1].
 
-Shapes: images ``(B, C, 28, 28)`` in [-1, 1]; PatchGAN outputs ``(B, 1, 6, 6)`` scores.
+Shapes: images ``(B, C, 28, 28)`` in [-1, 1]; PatchGAN outputs ``(B, 1, 7, 7)`` scores.
 """
 
 from __future__ import annotations
