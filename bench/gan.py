@@ -72,8 +72,6 @@ def evaluate(name: str) -> list[str]:
 
 def cyclegan_section() -> None:
     """Record the class preservation of the shipped CycleGAN, against doing nothing."""
-    from torch import nn
-
     name = "cyclegan_digits"
     if name not in checkpoints.names():
         print(f"no shipped {name}; run scripts/train_cyclegan.py first")
@@ -85,12 +83,14 @@ def cyclegan_section() -> None:
     model.translate(test.a, "AB")
     model.translate(test.b, "BA")
     seconds = time.perf_counter() - started
-    untouched = cyclegan_lib.CycleGAN(nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
     minutes = re.search(r"in (\d+) min", entry["notes"])
+
+    def per_class(shares: torch.Tensor) -> str:
+        return " ".join(f"{x:.0%}" for x in shares.tolist())
+
     rows = []
-    for what, net in (("no translation (identity)", untouched), (name, model)):
+    for what, net in (("no translation (identity)", cyclegan_lib.no_translation()), (name, model)):
         rate = cyclegan_lib.class_preservation(net, test.a, test.y_a, test.b, test.y_b)
-        per_class = lambda v: " ".join(f"{x:.0%}" for x in v.tolist())  # noqa: E731
         trained = (f"{entry['steps']:,} steps / {minutes.group(1) if minutes else '?'} min" if net is model else "-")
         rows.append([what, f"{rate.a_to_b:.1%}", f"{rate.b_to_a:.1%}", per_class(rate.per_class_a_to_b),
                      per_class(rate.per_class_b_to_a), trained, f"{seconds:.1f} s" if net is model else "-"])

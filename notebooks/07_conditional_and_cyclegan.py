@@ -252,16 +252,16 @@ plt.tight_layout()
 # adversarial loss cannot see. We read each translation with the classifier of its *target* domain (the
 # shipped 8x8 classifier for A -> B, after bringing the image back to 8x8; the MNIST classifier for B -> A)
 # and count how often it reads the input's true label. The yardstick is **doing nothing**: the same classifiers
-# reading the untranslated inputs (a pair of identity "generators"). A translator earns its keep only where it
-# beats that.
+# reading the untranslated inputs (`cyclegan_lib.no_translation()`, a pair of identity "generators"). A
+# translator earns its keep only where it beats that.
 
 # %%
 n_test_a = config.budget(full=len(test_a), quick=100)
 n_test_b = config.budget(full=len(test_b), quick=100)
 evaluate = lambda model: cyclegan_lib.class_preservation(  # noqa: E731
     model, test_a[:n_test_a], test_domains.y_a[:n_test_a], test_b[:n_test_b], test_domains.y_b[:n_test_b])
-untouched = cyclegan_lib.CycleGAN(nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
-preservation = {"no translation": evaluate(untouched), f"{result_cycle.steps} live steps": evaluate(live_cyclegan),
+preservation = {"no translation": evaluate(cyclegan_lib.no_translation()),
+                f"{result_cycle.steps} live steps": evaluate(live_cyclegan),
                 f"{cyclegan_source} weights": evaluate(cyclegan)}
 for what, rate in preservation.items():
     print(f"{what:>18}: {rate}")
@@ -324,10 +324,8 @@ plt.tight_layout()
 
 # %%
 assert grid.shape == (100, 1, 28, 28), "the conditional generator returns one image per requested label"
-assert 0.0 <= agreement <= 1.0 and confusion.sum() == n_ask
 assert result_cycle.history.values["cycle"][-1] < result_cycle.history.values["cycle"][0] or config.is_quick(), (
     "the cycle loss should fall during training")
-assert 0.0 <= preserved.a_to_b <= 1.0 and 0.0 <= preserved.b_to_a <= 1.0
 if not config.is_quick() and cyclegan_source == "shipped":
     assert preserved.b_to_a > preservation["no translation"].b_to_a, (
         "the shipped CycleGAN's B -> A translations should be easier to read than the untranslated 8x8 digits")

@@ -154,7 +154,8 @@ def test_class_preservation_of_an_oracle_pair_is_high():
     assert per_class.shape == (10,) and set(per_class.unique().tolist()) == {0.0, 1.0}
     assert (blank.read_a_to_b == blank.read_a_to_b[0]).all()
     # the overall share is the per-class shares weighted by class counts; parameter-free nets work too
-    untouched = C.CycleGAN(nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
+    untouched = C.no_translation()
+    assert torch.equal(untouched.translate(b[:3], "BA"), b[:3]) and torch.equal(untouched.translate(a[:3], "AB"), a[:3])
     plain = C.class_preservation(untouched, a, y_a, b, y_b, device="cpu")
     assert plain.b_to_a == pytest.approx(oracle.b_to_a)
     counts = torch.bincount(y_b, minlength=10).float()
