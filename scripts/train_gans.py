@@ -32,6 +32,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -82,9 +83,20 @@ def _report(step: int, gan, history) -> None:
         print(f"  step {step}: {row}", flush=True)
 
 
+@dataclass
+class Snapshot:
+    """One scored snapshot: training ``step``, training-split ``fid``, whether its classes were ``balanced``
+    (all within :data:`CLASS_SHARE`), and its ``state`` (the GAN's state_dict with the EMA generator's weights)."""
+
+    step: int
+    fid: float
+    balanced: bool
+    state: dict
+
+
 class SnapshotSelector:
     """Callback for :func:`train_gan`: after ``start_seconds``, every ``every`` steps, score the EMA generator and
-    keep a copy of the best state_dict.
+    keep the best snapshot.
 
     The score of a snapshot: classifier-FID of ``n`` samples against ``n`` training digits (in [0, 1]), and whether
     the classifier reads every class in 7%-13% of the same samples. Snapshots that pass the class check come
@@ -95,8 +107,8 @@ class SnapshotSelector:
                  seed: int = 100):
         self.ema, self.real, self.every, self.start, self.n, self.seed = ema, train_x[:n], every, start_seconds, n, seed
         self.started = time.perf_counter()
-        self.best: tuple[float, int, dict] | None = None
-        self.scores: list[tuple[int, float]] = []
+        self.best: Snapshot | None = None
+        self.scored: list[Snapshot] = []
 
     def score(self, gan) -> tuple[float, bool, str]:
         """``(fid, balanced, summary)``: training-split FID of the EMA generator's samples, whether every class
@@ -111,21 +123,36 @@ class SnapshotSelector:
         balanced = bool(shares.min() >= CLASS_SHARE[0] and shares.max() <= CLASS_SHARE[1])
         return fid, balanced, f"training-split FID {fid:.3f}, class shares {shares.min():.1%}-{shares.max():.1%}"
 
-    def consider(self, step: int, fid: float, balanced: bool, state: dict) -> None:
-        """Keep ``state`` if it beats the best so far: balanced snapshots first, then the lower FID."""
-        self.scores.append((step, fid, balanced))
-        if self.best is None or (not balanced, fid) < (not self.best[3], self.best[0]):
-            self.best = (fid, step, state, balanced)
+    def consider(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` if it beats the best so far: balanced snapshots first, then the lower FID."""
+        self.scored.append(snapshot)
+        if self.best is None or (not snapshot.balanced, snapshot.fid) < (not self.best.balanced, self.best.fid):
+            self.best = snapshot
+
+    def _snapshot(self, step: int, gan, label: str) -> None:
+        fid, balanced, summary = self.score(gan)
+        print(f"  {label} {step}: {summary}", flush=True)
+        state = copy.deepcopy(gan.state_dict())
+        state.update({f"generator.{k}": v.detach().clone() for k, v in self.ema.module.state_dict().items()})
+        self.consider(Snapshot(step, fid, balanced, state))
 
     def __call__(self, step: int, gan, history) -> None:
         _report(step, gan, history)
-        if step % self.every or time.perf_counter() - self.started < self.start:
-            return
-        fid, balanced, summary = self.score(gan)
-        print(f"  snapshot at step {step}: {summary}", flush=True)
-        state = copy.deepcopy(gan.state_dict())
-        state.update({f"generator.{k}": v.detach().clone() for k, v in self.ema.module.state_dict().items()})
-        self.consider(step, fid, balanced, state)
+        if step % self.every == 0 and time.perf_counter() - self.started >= self.start:
+            self._snapshot(step, gan, "snapshot at step")
+
+    def finish(self, gan, step: int) -> str:
+        """Score the final weights too (unless just scored), load the best snapshot into ``gan``, say what was chosen."""
+        if not self.scored:
+            return f"the last snapshot (step {step}; none was scored)"
+        if self.scored[-1].step != step:
+            self._snapshot(step, gan, "final weights, step")
+        gan.load_state_dict(self.best.state)
+        n_balanced = sum(s.balanced for s in self.scored)
+        return (f"the snapshot at step {self.best.step} of {step}: of {len(self.scored)} snapshots scored on "
+                f"{self.n:,} samples of a selection seed, {n_balanced} had every class within 7%-13%, and this is the "
+                f"one of {'those' if self.best.balanced else 'all'} with the lowest training-split FID "
+                f"({self.best.fid:.3f})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,17 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                            progress=sys.stderr.isatty(), callback=selector or _report)
         result.ema.copy_to(gan.generator)
         chosen, shipped_step = f"the last snapshot (step {result.steps})", result.steps
-        if selector is not None and selector.best is not None:
-            if selector.scores[-1][0] != result.steps:  # the final weights are a candidate too
-                fid, balanced, summary = selector.score(gan)
-                print(f"  final weights, step {result.steps}: {summary}", flush=True)
-                selector.consider(result.steps, fid, balanced, copy.deepcopy(gan.state_dict()))
-            fid, shipped_step, state, balanced = selector.best
-            gan.load_state_dict(state)
-            n_balanced = sum(b for _, _, b in selector.scores)
-            chosen = (f"the snapshot at step {shipped_step} of {result.steps}: of {len(selector.scores)} snapshots "
-                      f"scored on 2,000 samples of a selection seed, {n_balanced} had every class within 7%-13%, and "
-                      f"this is the one of {'those' if balanced else 'all'} with the lowest training-split FID ({fid:.3f})")
+        if selector is not None:
+            chosen = selector.finish(gan, result.steps)
+            shipped_step = selector.best.step if selector.best is not None else result.steps
         print(name, "ships", chosen, flush=True)
         scores = evaluate(name, gan)
         minutes = (time.perf_counter() - started) / 60

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_gans.py"
 def _load_script():
     spec = importlib.util.spec_from_file_location("train_gans_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -20,15 +22,20 @@ def _load_script():
 def test_snapshot_selection_prefers_balanced_classes_then_the_lower_fid():
     script = _load_script()
     selector = script.SnapshotSelector(None, torch.zeros(4, 1, 28, 28), every=1000, start_seconds=0.0)
-    selector.consider(1000, 2.0, False, {"w": 1})
-    assert selector.best[1] == 1000, "with nothing better, an unbalanced snapshot is kept"
-    selector.consider(2000, 1.5, False, {"w": 2})
-    assert selector.best[1] == 2000, "among unbalanced snapshots, the lower FID wins"
-    selector.consider(3000, 3.0, True, {"w": 3})
-    assert selector.best[1] == 3000, "a balanced snapshot beats any unbalanced one"
-    selector.consider(4000, 1.0, False, {"w": 4})
-    assert selector.best[1] == 3000
-    selector.consider(5000, 2.5, True, {"w": 5})
-    assert selector.best[1] == 5000 and selector.best[2] == {"w": 5} and selector.best[3] is True
-    assert [s for s, _, _ in selector.scores] == [1000, 2000, 3000, 4000, 5000]
+    for step, fid, balanced, expected in [(1000, 2.0, False, 1000),  # nothing better yet: kept although unbalanced
+                                          (2000, 1.5, False, 2000),  # among unbalanced ones, the lower FID wins
+                                          (3000, 3.0, True, 3000),   # a balanced snapshot beats any unbalanced one
+                                          (4000, 1.0, False, 3000),
+                                          (5000, 2.5, True, 5000)]:
+        selector.consider(script.Snapshot(step, fid, balanced, {"w": step}))
+        assert selector.best.step == expected, (step, selector.best)
+    assert selector.best.state == {"w": 5000} and selector.best.balanced
+    assert [s.step for s in selector.scored] == [1000, 2000, 3000, 4000, 5000]
     assert script.CLASS_SHARE == (0.07, 0.13)
+
+
+def test_snapshot_selection_with_nothing_scored_ships_the_last_weights():
+    script = _load_script()
+    selector = script.SnapshotSelector(None, torch.zeros(4, 1, 28, 28), every=1000, start_seconds=1e9)
+    selector(1000, None, type("H", (), {"values": {}})())  # before start_seconds: nothing is scored
+    assert selector.scored == [] and "none was scored" in selector.finish(None, 1234)
