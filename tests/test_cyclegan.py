@@ -245,20 +245,81 @@ def test_train_cyclegan_decays_the_learning_rate_linearly_to_zero():
         C.train_cyclegan(model, [(x,)], [(x,)], steps=6, lr_decay_from=6, device="cpu", progress=False)
 
 
-def test_the_shipped_recipe_builds_and_the_domains_load():
-    model = C.build_shipped_cyclegan()
-    spec = C.SHIPPED_CYCLEGAN
-    assert model.augment_shift == spec["augment_shift"] and model.lambda_cycle == spec["lambda_cycle"]
-    assert 0 < spec["lr_decay_from"] < spec["steps"]
+def test_local_generator_shape_range_and_bad_input():
+    net = C.LocalGenerator(width=8, depth=3)
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    y = net(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    assert net.receptive_field == 7
+    with pytest.raises(ValueError, match="LocalGenerator"):
+        net(torch.zeros(2, 3, 28, 28))
+    with pytest.raises(ValueError, match="depth"):
+        C.LocalGenerator(depth=1)
+
+
+@pytest.mark.parametrize("depth", [2, 4])
+def test_local_generator_output_depends_only_on_its_receptive_field(depth):
+    """Changing one input pixel changes exactly the outputs within depth pixels of it, in each direction."""
+    torch.manual_seed(0)
+    net = C.LocalGenerator(width=8, depth=depth).eval()
+    x = torch.rand(1, 1, 28, 28) * 2 - 1
+    x.requires_grad_(True)
+    # InstanceNorm mixes the whole image through its mean and variance; freeze those statistics so that
+    # what remains is the convolutions' locality (the property the docstring claims)
+    for m in net.modules():
+        if isinstance(m, nn.InstanceNorm2d):
+            m.track_running_stats, m.running_mean, m.running_var = True, torch.zeros(8), torch.ones(8)
+    net(x)[0, 0, 14, 14].backward()
+    touched = (x.grad[0, 0].abs() > 0).nonzero()
+    assert touched[:, 0].min() == 14 - depth and touched[:, 0].max() == 14 + depth
+    assert touched[:, 1].min() == 14 - depth and touched[:, 1].max() == 14 + depth
+
+
+def test_the_recipes_build_and_the_domains_load():
+    for name, spec in C.CYCLEGAN_RECIPES.items():
+        model = C.build_cyclegan(name)
+        assert model.augment_shift == spec["augment_shift"] and model.lambda_cycle == spec["lambda_cycle"]
+        assert 0 < spec["lr_decay_from"] < spec["steps"]
+        expected = C.LocalGenerator if spec["generator"] == "local" else C.ResnetGenerator
+        assert isinstance(model.G_AB, expected) and isinstance(model.G_BA, expected)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        C.build_cyclegan("cyclegan_mnist")
     test = C.digit_domains("test")
     assert test.a.shape[1:] == test.b.shape[1:] == (1, 28, 28)
     assert len(test.a) == len(test.y_a) and len(test.b) == len(test.y_b)
     assert test.a.min() >= -1 and test.b.max() <= 1 and test.b.min() == -1.0  # background -1 in both domains
 
 
-def test_the_shipped_checkpoint_loads_into_the_recipe():
+@pytest.mark.parametrize("name", sorted(C.CYCLEGAN_RECIPES))
+def test_the_shipped_checkpoints_load_into_their_recipes(name):
     from course_lib import checkpoints
 
-    model = checkpoints.load_into(C.build_shipped_cyclegan(), "cyclegan_digits")
+    model = checkpoints.load_into(C.build_cyclegan(name), name)
     x = C.digit_domains("test").b[:4]
     assert model.translate(x, "BA").shape == x.shape
+
+
+def test_domain_fid_reads_each_domain_with_its_own_classifier():
+    from course_lib import metrics
+
+    test = C.digit_domains("test")
+    a, b = test.a[:300], test.b[:300]
+    assert C.domain_fid(b, b, "B") == pytest.approx(0.0, abs=1e-3)
+    # the same numbers as metrics.fid on the view each domain's classifier reads
+    expected_b = metrics.fid(C.digits28_to_8x8((b + 1) / 2), C.digits28_to_8x8((a + 1) / 2), classifier="digits8x8")
+    assert C.domain_fid(a, b, "B") == pytest.approx(expected_b, rel=1e-6)
+    assert C.domain_fid(b, a, "A") == pytest.approx(metrics.fid((a + 1) / 2, (b + 1) / 2, classifier="mnist"), rel=1e-6)
+    # MNIST digits are further from the 8x8 digits, to the MNIST classifier, than other MNIST digits are
+    assert C.domain_fid(b, test.a[300:600], "A") > 10 * C.domain_fid(a, test.a[300:600], "A")
+    with pytest.raises(ValueError, match="domain"):
+        C.domain_fid(a, b, "C")
+
+
+def test_translation_fid_of_no_translation_is_the_distance_of_the_inputs():
+    test = C.digit_domains("test")
+    a, b = test.a[:200], test.b[:200]
+    ref_a, ref_b = test.a[200:500], test.b[200:]
+    far = C.translation_fid(C.no_translation(), a, b, ref_a, ref_b)
+    assert far.a_to_b == pytest.approx(C.domain_fid(a, ref_b, "B"))
+    assert far.b_to_a == pytest.approx(C.domain_fid(b, ref_a, "A"))
+    assert "A->B" in str(far)

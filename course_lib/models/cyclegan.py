@@ -43,7 +43,11 @@ __all__ = [
     "class_preservation",
     "ClassPreservation",
     "no_translation",
+    "domain_fid",
+    "TranslationFID",
+    "translation_fid",
     "ResnetGenerator",
+    "LocalGenerator",
     "PatchDiscriminator",
     "CycleGAN",
     "lsgan_discriminator_loss",
@@ -51,8 +55,8 @@ __all__ = [
     "cyclegan_train_step",
     "train_cyclegan",
     "CycleGANTrainResult",
-    "SHIPPED_CYCLEGAN",
-    "build_shipped_cyclegan",
+    "CYCLEGAN_RECIPES",
+    "build_cyclegan",
     "DigitDomains",
     "digit_domains",
 ]
@@ -165,6 +169,48 @@ def no_translation() -> "CycleGAN":
     return CycleGAN(nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity())
 
 
+def domain_fid(x: torch.Tensor, reference: torch.Tensor, domain: str, *,
+               device: torch.device | str | None = None) -> float:
+    r"""Classifier-FID between two sets of 28x28 images, in the feature space of ``domain``'s shipped classifier.
+
+    ``domain = "A"``: the MNIST classifier's features (64-d); ``"B"``: the 8x8 classifier's features (32-d) of the
+    images brought to 8x8 by :func:`digits28_to_8x8`. ``x: (N, 1, 28, 28)``, ``reference: (M, 1, 28, 28)`` in
+    [-1, 1], N and M larger than the feature dimension. Lower = ``x`` looks more like ``reference`` to that
+    domain's classifier; it says nothing about whether each image kept its class (:func:`class_preservation`).
+    """
+    from course_lib import metrics
+
+    if domain not in ("A", "B"):
+        raise ValueError(f"domain_fid: domain must be 'A' (MNIST) or 'B' (8x8 digits), got {domain!r}")
+    view = (lambda t: ((t.cpu() + 1) / 2).clamp(0, 1)) if domain == "A" else (  # noqa: E731
+        lambda t: digits28_to_8x8((t.cpu() + 1) / 2).clamp(0, 1))
+    classifier = "mnist" if domain == "A" else "digits8x8"
+    return metrics.fid(view(reference), view(x), classifier=classifier, device=device)
+
+
+@dataclass
+class TranslationFID:
+    """How much translations look like their target domain: ``a_to_b`` = FID(G(a), b_ref) in the 8x8 classifier's
+    features, ``b_to_a`` = FID(F(b), a_ref) in the MNIST classifier's (:func:`domain_fid`)."""
+
+    a_to_b: float
+    b_to_a: float
+
+    def __str__(self) -> str:
+        return f"FID to the target domain: A->B {self.a_to_b:.2f}, B->A {self.b_to_a:.2f}"
+
+
+def translation_fid(model: "CycleGAN", a: torch.Tensor, b: torch.Tensor, reference_a: torch.Tensor,
+                    reference_b: torch.Tensor, *, device: torch.device | str | None = None) -> TranslationFID:
+    r"""FID of the translations :math:`G(a)` to ``reference_b`` and :math:`F(b)` to ``reference_a``
+    (held-out real images of each domain), each in the target domain's classifier features. The yardsticks:
+    :func:`no_translation` (how far the untouched inputs are) and ``domain_fid`` of two real sets of one domain
+    (the floor). ``a, b, reference_*: (N, 1, 28, 28)`` in [-1, 1].
+    """
+    return TranslationFID(a_to_b=domain_fid(model.translate(a, "AB"), reference_b, "B", device=device),
+                          b_to_a=domain_fid(model.translate(b, "BA"), reference_a, "A", device=device))
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, c: int):
         super().__init__()
@@ -199,6 +245,43 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (self.channels, 28, 28):
             raise ValueError(f"ResnetGenerator: x must be (B, {self.channels}, 28, 28) in [-1, 1], got {tuple(x.shape)}")
+        return self.net(x)
+
+
+class LocalGenerator(nn.Module):
+    r"""A generator that can only make *local* edits: ``depth`` 3x3 convolutions at full resolution, no downsampling.
+
+    c3s1-w, (``depth`` - 2) x c3s1-w, c3s1-C, tanh; InstanceNorm + ReLU between, reflect padding. Each output
+    pixel depends only on the :math:`(2\,\text{depth} + 1) \times (2\,\text{depth} + 1)` input pixels around it
+    (9x9 for ``depth = 4``: less than half a digit's 20-pixel box). It can thicken, blur, sharpen or bend a
+    stroke where it stands, but it cannot redraw a digit as another one: the inductive bias that keeps a
+    translation's content. :class:`ResnetGenerator` goes down to 7x7, where every output pixel sees the whole
+    digit. ``(B, C, H, W)`` -> ``(B, C, H, W)`` in [-1, 1], any H, W > ``depth``.
+    """
+
+    def __init__(self, channels: int = 1, width: int = 32, depth: int = 4):
+        super().__init__()
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"LocalGenerator: depth must be an int >= 2 (convolutions), got {depth!r}")
+        layers: list[nn.Module] = []
+        c = channels
+        for _ in range(depth - 1):
+            layers += [nn.Conv2d(c, width, 3, padding=1, padding_mode="reflect"), nn.InstanceNorm2d(width, affine=True),
+                       nn.ReLU()]
+            c = width
+        layers += [nn.Conv2d(width, channels, 3, padding=1, padding_mode="reflect"), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.channels, self.depth = channels, depth
+
+    @property
+    def receptive_field(self) -> int:
+        """Side of the square of input pixels that one output pixel depends on: ``2 * depth + 1``."""
+        return 2 * self.depth + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.channels or min(x.shape[2:]) <= self.depth:
+            raise ValueError(f"LocalGenerator: x must be (B, {self.channels}, H, W) with H, W > {self.depth}, "
+                             f"got {tuple(x.shape)}")
         return self.net(x)
 
 
@@ -429,21 +512,39 @@ def train_cyclegan(model: CycleGAN, loader_a: Iterable, loader_b: Iterable, *, s
     return CycleGANTrainResult(model=model, history=history, steps=done, seconds=time.perf_counter() - started)
 
 
-#: The recipe of the shipped checkpoint ``cyclegan_digits`` (made by ``scripts/train_cyclegan.py``): the default
-#: networks, the paper's loss weights, discriminator inputs shifted by up to 2 pixels, Adam 2e-4 for half the
-#: steps and then decayed linearly to 0 (the paper's schedule), unpaired batches of 32 from each domain.
-SHIPPED_CYCLEGAN: dict = {"width": 16, "blocks": 3, "lambda_cycle": 10.0, "lambda_identity": 5.0, "augment_shift": 2,
-                          "batch_size": 32, "lr": 2e-4, "steps": 5000, "lr_decay_from": 2500}
+#: The recipes of the shipped checkpoints, made by ``scripts/train_cyclegan.py --name NAME``. Both use PatchGAN
+#: discriminators (width 16) whose inputs are shifted by up to 2 pixels, the paper's loss weights, unpaired batches
+#: of 32 from each domain, Adam 2e-4 kept for the first ``lr_decay_from`` steps and then decayed linearly to 0
+#: (the paper's schedule). They differ in the generators:
+#:
+#: * ``cyclegan_digits``: :class:`LocalGenerator` (width 32, depth 4: each output pixel sees 9x9 input pixels);
+#: * ``cyclegan_digits_resnet``: the paper's :class:`ResnetGenerator` (width 16, 3 residual blocks at 7x7).
+CYCLEGAN_RECIPES: dict[str, dict] = {
+    "cyclegan_digits": {"generator": "local", "width": 32, "depth": 4, "lambda_cycle": 10.0, "lambda_identity": 5.0,
+                        "augment_shift": 2, "batch_size": 32, "lr": 2e-4, "steps": 3000, "lr_decay_from": 1500},
+    "cyclegan_digits_resnet": {"generator": "resnet", "width": 16, "blocks": 3, "lambda_cycle": 10.0,
+                               "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32, "lr": 2e-4,
+                               "steps": 5000, "lr_decay_from": 2500},
+}
 
 
-def build_shipped_cyclegan() -> CycleGAN:
-    """A fresh :class:`CycleGAN` with the architecture and loss weights of :data:`SHIPPED_CYCLEGAN`.
+def build_cyclegan(name: str) -> CycleGAN:
+    """A fresh :class:`CycleGAN` with the architecture and loss weights of ``CYCLEGAN_RECIPES[name]``.
 
-    Load the shipped weights with ``checkpoints.load_into(build_shipped_cyclegan(), "cyclegan_digits")``.
+    Load the shipped weights with ``checkpoints.load_into(build_cyclegan(name), name)``.
     """
-    spec = SHIPPED_CYCLEGAN
-    return CycleGAN(width=spec["width"], blocks=spec["blocks"], lambda_cycle=spec["lambda_cycle"],
-                    lambda_identity=spec["lambda_identity"], augment_shift=spec["augment_shift"])
+    if name not in CYCLEGAN_RECIPES:
+        raise ValueError(f"build_cyclegan: unknown recipe {name!r}; choose one of {sorted(CYCLEGAN_RECIPES)}")
+    spec = CYCLEGAN_RECIPES[name]
+    if spec["generator"] == "local":
+        G_AB, G_BA = (LocalGenerator(width=spec["width"], depth=spec["depth"]) for _ in range(2))
+        discriminator_width = 16
+    else:
+        G_AB, G_BA = (ResnetGenerator(width=spec["width"], blocks=spec["blocks"]) for _ in range(2))
+        discriminator_width = spec["width"]
+    return CycleGAN(G_AB, G_BA, PatchDiscriminator(width=discriminator_width), PatchDiscriminator(width=discriminator_width),
+                    lambda_cycle=spec["lambda_cycle"], lambda_identity=spec["lambda_identity"],
+                    augment_shift=spec["augment_shift"])
 
 
 @dataclass
