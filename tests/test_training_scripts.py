@@ -1,4 +1,5 @@
-"""The model-selection rule of scripts/train_gans.py (the script itself runs for half an hour)."""
+"""The model-selection rule of scripts/train_gans.py and a dry run of scripts/train_cyclegan.py (the real runs take
+10-40 minutes)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_gans.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_gans_script", SCRIPT)
+def _load_script(name: str = "train_gans"):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -39,3 +40,16 @@ def test_snapshot_selection_with_nothing_scored_ships_the_last_weights():
     selector = script.SnapshotSelector(None, torch.zeros(4, 1, 28, 28), every=1000, start_seconds=1e9)
     selector(1000, None, type("H", (), {"values": {}})())  # before start_seconds: nothing is scored
     assert selector.scored == [] and "none was scored" in selector.finish(None, 1234)
+
+
+def test_cyclegan_script_dry_run_trains_the_named_recipe_and_ships_nothing(capsys, monkeypatch):
+    from course_lib import checkpoints
+
+    script = _load_script("train_cyclegan")
+    shipped = []
+    monkeypatch.setattr(checkpoints, "save_for_shipping", lambda *a, **k: shipped.append(a))
+    assert script.main(["--name", "cyclegan_digits_resnet", "--steps", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "cyclegan_digits_resnet: 2 steps" in out and "class preserved: A->B" in out
+    assert shipped == []
+    assert "9x9 receptive field" in script.describe({**script.cyclegan_lib.CYCLEGAN_RECIPES["cyclegan_digits"]})
