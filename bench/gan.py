@@ -1,6 +1,7 @@
 r"""Benchmark of the shipped MNIST GANs: sample quality against the real-vs-real floor, coverage, and time.
 
     .venv/bin/python bench/gan.py            # evaluates every shipped GAN, writes its section of bench/RESULTS.md
+    .venv/bin/python bench/gan.py --only cyclegan   # only the CycleGAN section
 
 For each checkpoint of :data:`course_lib.models.gan.MNIST_GANS` that is shipped (made by ``scripts/train_gans.py``):
 
@@ -10,15 +11,18 @@ For each checkpoint of :data:`course_lib.models.gan.MNIST_GANS` that is shipped 
 * the class histogram of 10,000 samples (target: every class between 7% and 13%), and for the conditional
   GAN the share of samples the classifier reads as the requested digit (target >= 95%);
 * wall time: training (steps and minutes, from the manifest) and sampling 10,000 digits here;
-* for the shipped CycleGAN (``cyclegan_digits``, made by ``scripts/train_cyclegan.py``): the share of held-out
-  digits whose class survives translation in each direction, read by the target domain's classifier
-  (target >= 90%), next to the same classifiers reading the untranslated inputs, and the per-class shares.
+* for each shipped CycleGAN of :data:`course_lib.models.cyclegan.CYCLEGAN_RECIPES` (made by
+  ``scripts/train_cyclegan.py``): the share of held-out digits whose class survives translation in each direction,
+  read by the target domain's classifier (target >= 90%), next to the same classifiers reading the untranslated
+  inputs, and the per-class shares; and how much the translations look like the target domain (classifier-FID
+  in that domain's classifier features, with the real-vs-real floor).
 
 Timings depend on the machine and on what else runs on it; the section names the machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
@@ -71,41 +75,61 @@ def evaluate(name: str) -> list[str]:
 
 
 def cyclegan_section() -> None:
-    """Record the class preservation of the shipped CycleGAN, against doing nothing."""
-    name = "cyclegan_digits"
-    if name not in checkpoints.names():
-        print(f"no shipped {name}; run scripts/train_cyclegan.py first")
+    """Record class preservation and likeness to the target domain of the shipped CycleGANs, against doing nothing."""
+    shipped = [name for name in cyclegan_lib.CYCLEGAN_RECIPES if name in checkpoints.names()]
+    if not shipped:
+        print("no shipped CycleGAN; run scripts/train_cyclegan.py first")
         return
-    model = checkpoints.load_into(cyclegan_lib.build_shipped_cyclegan(), name)
-    entry = checkpoints.manifest()[name]
-    test = cyclegan_lib.digit_domains("test")
-    started = time.perf_counter()
-    model.translate(test.a, "AB")
-    model.translate(test.b, "BA")
-    seconds = time.perf_counter() - started
-    minutes = re.search(r"in (\d+) min", entry["notes"])
+    train, test = cyclegan_lib.digit_domains("train"), cyclegan_lib.digit_domains("test")
 
     def per_class(shares: torch.Tensor) -> str:
         return " ".join(f"{x:.0%}" for x in shares.tolist())
 
     rows = []
-    for what, net in (("no translation (identity)", cyclegan_lib.no_translation()), (name, model)):
+    models = [("no translation (identity)", cyclegan_lib.no_translation(), None)]
+    models += [(name, checkpoints.load_into(cyclegan_lib.build_cyclegan(name), name), name) for name in shipped]
+    for what, net, name in models:
+        started = time.perf_counter()
+        net.translate(test.a, "AB")
+        net.translate(test.b, "BA")
+        seconds = time.perf_counter() - started
         rate = cyclegan_lib.class_preservation(net, test.a, test.y_a, test.b, test.y_b)
-        trained = (f"{entry['steps']:,} steps / {minutes.group(1) if minutes else '?'} min" if net is model else "-")
-        rows.append([what, f"{rate.a_to_b:.1%}", f"{rate.b_to_a:.1%}", per_class(rate.per_class_a_to_b),
-                     per_class(rate.per_class_b_to_a), trained, f"{seconds:.1f} s" if net is model else "-"])
-    header = ["model", f"A->B preserved ({len(test.a):,})", f"B->A preserved ({len(test.b)})",
-              "A->B by digit 0-9", "B->A by digit 0-9", "training", "translating both test sets"]
+        likeness = cyclegan_lib.translation_fid(net, test.a, test.b, test.a, test.b)
+        trained, translating = "-", "-"
+        if name is not None:
+            entry = checkpoints.manifest()[name]
+            minutes = re.search(r"in (\d+) min", entry["notes"])
+            generator = cyclegan_lib.CYCLEGAN_RECIPES[name]["generator"]
+            trained = f"{generator} generators, {entry['steps']:,} steps / {minutes.group(1) if minutes else '?'} min"
+            translating = f"{seconds:.1f} s"
+        rows.append([what, f"{rate.a_to_b:.1%}", f"{rate.b_to_a:.1%}", f"{likeness.a_to_b:.2f}",
+                     f"{likeness.b_to_a:.2f}", per_class(rate.per_class_a_to_b), per_class(rate.per_class_b_to_a),
+                     trained, translating])
+    floor_b = cyclegan_lib.domain_fid(train.b[:len(test.a)], test.b, "B")
+    floor_a = cyclegan_lib.domain_fid(train.a[:len(test.b)], test.a, "A")
+    header = ["model", f"A->B preserved ({len(test.a):,})", f"B->A preserved ({len(test.b)})", "A->B FID to B",
+              "B->A FID to A", "A->B by digit 0-9", "B->A by digit 0-9", "training", "translating both test sets"]
     notes = ("A = MNIST test digits, B = scikit-learn 8x8 test digits at 28x28. A translation counts as preserved when "
              "the target domain's shipped classifier (8x8 classifier after bringing A->B back to 8x8; MNIST classifier "
              "for B->A) reads the input's true label. Target: >= 90% each way. 'No translation' reads the untouched "
-             "inputs with the same classifiers. Training ran on one CPU thread of a 2-core machine shared with other jobs.")
+             "inputs with the same classifiers. 'FID to B' is the classifier-FID between the translated MNIST test "
+             "digits and the 8x8 test digits, in the 8x8 classifier's features; 'FID to A' between the translated 8x8 "
+             "test digits and the MNIST test digits, in the MNIST classifier's (cyclegan.domain_fid; lower = looks "
+             f"more like the target domain). Real-vs-real floors at the same sizes: {floor_b:.2f} in B "
+             f"({len(test.a):,} training vs {len(test.b)} test digits), {floor_a:.2f} in A ({len(test.b)} training "
+             f"vs {len(test.a):,} test digits). Training ran on one CPU thread of a 2-core machine shared with other jobs.")
     print(record("CycleGAN class preservation (notebook 07)", markdown_table(header, rows), notes))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the shipped GANs and CycleGANs; record bench/RESULTS.md.")
+    parser.add_argument("--only", choices=["gans", "cyclegan"], help="record one of the two sections")
+    args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cyclegan_section()
+    if args.only != "gans":
+        cyclegan_section()
+    if args.only == "cyclegan":
+        return 0
     shipped = [name for name in MNIST_GANS if name in checkpoints.names()]
     if not shipped:
         print("no shipped GAN checkpoints; run scripts/train_gans.py first")
