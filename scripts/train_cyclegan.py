@@ -41,10 +41,10 @@ def describe(spec: dict) -> str:
     """The architecture of a recipe in words, for the manifest's notes."""
     if spec["generator"] == "local":
         generators = (f"local generators (width {spec['width']}, {spec['depth']} 3x3 convolutions, "
-                      f"{2 * spec['depth'] + 1}x{2 * spec['depth'] + 1} receptive field)")
+                      f"{2 * spec['depth'] + 1}x{2 * spec['depth'] + 1} convolutional receptive field)")
     else:
         generators = f"ResNet generators width {spec['width']} with {spec['blocks']} blocks"
-    return (f"CycleGAN, {generators}, PatchGAN discriminators, LSGAN loss, lambda_cycle {spec['lambda_cycle']}, "
+    return (f"CycleGAN, {generators}, PatchGAN discriminators width {spec['discriminator_width']}, LSGAN loss, lambda_cycle {spec['lambda_cycle']}, "
             f"lambda_identity {spec['lambda_identity']}, discriminator inputs shifted by up to "
             f"{spec['augment_shift']} px, batch {spec['batch_size']} + {spec['batch_size']}, Adam {spec['lr']} "
             f"then linear decay to 0 over the second half")

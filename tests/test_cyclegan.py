@@ -259,13 +259,14 @@ def test_local_generator_shape_range_and_bad_input():
 
 @pytest.mark.parametrize("depth", [2, 4])
 def test_local_generator_output_depends_only_on_its_receptive_field(depth):
-    """Changing one input pixel changes exactly the outputs within depth pixels of it, in each direction."""
+    """With InstanceNorm's statistics held fixed, one output pixel depends on exactly the input pixels within depth
+    pixels of it, in each direction (the convolutions' receptive field)."""
     torch.manual_seed(0)
     net = C.LocalGenerator(width=8, depth=depth).eval()
     x = torch.rand(1, 1, 28, 28) * 2 - 1
     x.requires_grad_(True)
-    # InstanceNorm mixes the whole image through its mean and variance; freeze those statistics so that
-    # what remains is the convolutions' locality (the property the docstring claims)
+    # InstanceNorm mixes the whole image through its mean and variance (the docstring says so); freeze those
+    # statistics so that what remains is the convolutions' locality
     for m in net.modules():
         if isinstance(m, nn.InstanceNorm2d):
             m.track_running_stats, m.running_mean, m.running_var = True, torch.zeros(8), torch.ones(8)

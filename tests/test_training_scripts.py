@@ -52,4 +52,4 @@ def test_cyclegan_script_dry_run_trains_the_named_recipe_and_ships_nothing(capsy
     out = capsys.readouterr().out
     assert "cyclegan_digits_resnet: 2 steps" in out and "class preserved: A->B" in out
     assert shipped == []
-    assert "9x9 receptive field" in script.describe({**script.cyclegan_lib.CYCLEGAN_RECIPES["cyclegan_digits"]})
+    assert "9x9 convolutional receptive field" in script.describe({**script.cyclegan_lib.CYCLEGAN_RECIPES["cyclegan_digits"]})

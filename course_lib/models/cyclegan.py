@@ -251,11 +251,12 @@ class ResnetGenerator(nn.Module):
 class LocalGenerator(nn.Module):
     r"""A generator that can only make *local* edits: ``depth`` 3x3 convolutions at full resolution, no downsampling.
 
-    c3s1-w, (``depth`` - 2) x c3s1-w, c3s1-C, tanh; InstanceNorm + ReLU between, reflect padding. Each output
-    pixel depends only on the :math:`(2\,\text{depth} + 1) \times (2\,\text{depth} + 1)` input pixels around it
-    (9x9 for ``depth = 4``: less than half a digit's 20-pixel box). It can thicken, blur, sharpen or bend a
-    stroke where it stands, but it cannot redraw a digit as another one: the inductive bias that keeps a
-    translation's content. :class:`ResnetGenerator` goes down to 7x7, where every output pixel sees the whole
+    c3s1-w, (``depth`` - 2) x c3s1-w, c3s1-C, tanh; InstanceNorm + ReLU between, reflect padding. The
+    convolutions of each output pixel see only the :math:`(2\,\text{depth} + 1) \times (2\,\text{depth} + 1)`
+    input pixels around it (9x9 for ``depth = 4``: less than half a digit's 20-pixel box). The only information
+    that travels further is what InstanceNorm computes over the whole image: a mean and a standard deviation per
+    feature map. It can thicken, blur, sharpen or bend a stroke where it stands, but it cannot redraw a digit
+    as another one: the inductive bias that keeps a translation's content. :class:`ResnetGenerator` goes down to 7x7, where every output pixel sees the whole
     digit. ``(B, C, H, W)`` -> ``(B, C, H, W)`` in [-1, 1], any H, W > ``depth``.
     """
 
@@ -275,7 +276,8 @@ class LocalGenerator(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        """Side of the square of input pixels that one output pixel depends on: ``2 * depth + 1``."""
+        """Side of the square of input pixels that the convolutions of one output pixel see: ``2 * depth + 1``
+        (InstanceNorm's per-map statistics aside)."""
         return 2 * self.depth + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -520,9 +522,11 @@ def train_cyclegan(model: CycleGAN, loader_a: Iterable, loader_b: Iterable, *, s
 #: * ``cyclegan_digits``: :class:`LocalGenerator` (width 32, depth 4: each output pixel sees 9x9 input pixels);
 #: * ``cyclegan_digits_resnet``: the paper's :class:`ResnetGenerator` (width 16, 3 residual blocks at 7x7).
 CYCLEGAN_RECIPES: dict[str, dict] = {
-    "cyclegan_digits": {"generator": "local", "width": 32, "depth": 4, "lambda_cycle": 10.0, "lambda_identity": 5.0,
-                        "augment_shift": 2, "batch_size": 32, "lr": 2e-4, "steps": 3000, "lr_decay_from": 1500},
-    "cyclegan_digits_resnet": {"generator": "resnet", "width": 16, "blocks": 3, "lambda_cycle": 10.0,
+    "cyclegan_digits": {"generator": "local", "width": 32, "depth": 4, "discriminator_width": 16, "lambda_cycle": 10.0,
+                        "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32, "lr": 2e-4, "steps": 3000,
+                        "lr_decay_from": 1500},
+    "cyclegan_digits_resnet": {"generator": "resnet", "width": 16, "blocks": 3, "discriminator_width": 16,
+                               "lambda_cycle": 10.0,
                                "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32, "lr": 2e-4,
                                "steps": 5000, "lr_decay_from": 2500},
 }
@@ -538,11 +542,10 @@ def build_cyclegan(name: str) -> CycleGAN:
     spec = CYCLEGAN_RECIPES[name]
     if spec["generator"] == "local":
         G_AB, G_BA = (LocalGenerator(width=spec["width"], depth=spec["depth"]) for _ in range(2))
-        discriminator_width = 16
     else:
         G_AB, G_BA = (ResnetGenerator(width=spec["width"], blocks=spec["blocks"]) for _ in range(2))
-        discriminator_width = spec["width"]
-    return CycleGAN(G_AB, G_BA, PatchDiscriminator(width=discriminator_width), PatchDiscriminator(width=discriminator_width),
+    D_A, D_B = (PatchDiscriminator(width=spec["discriminator_width"]) for _ in range(2))
+    return CycleGAN(G_AB, G_BA, D_A, D_B,
                     lambda_cycle=spec["lambda_cycle"], lambda_identity=spec["lambda_identity"],
                     augment_shift=spec["augment_shift"])
 
