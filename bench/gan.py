@@ -105,8 +105,7 @@ def cyclegan_section() -> None:
         rows.append([what, f"{rate.a_to_b:.1%}", f"{rate.b_to_a:.1%}", f"{likeness.a_to_b:.2f}",
                      f"{likeness.b_to_a:.2f}", per_class(rate.per_class_a_to_b), per_class(rate.per_class_b_to_a),
                      trained, translating])
-    floor_b = cyclegan_lib.domain_fid(train.b[:len(test.a)], test.b, "B")
-    floor_a = cyclegan_lib.domain_fid(train.a[:len(test.b)], test.a, "A")
+    floor = cyclegan_lib.real_vs_real_fid(train, test, len(test.a), len(test.b))
     header = ["model", f"A->B preserved ({len(test.a):,})", f"B->A preserved ({len(test.b)})", "A->B FID to B",
               "B->A FID to A", "A->B by digit 0-9", "B->A by digit 0-9", "training", "translating both test sets"]
     notes = ("A = MNIST test digits, B = scikit-learn 8x8 test digits at 28x28. A translation counts as preserved when "
@@ -115,8 +114,8 @@ def cyclegan_section() -> None:
              "inputs with the same classifiers. 'FID to B' is the classifier-FID between the translated MNIST test "
              "digits and the 8x8 test digits, in the 8x8 classifier's features; 'FID to A' between the translated 8x8 "
              "test digits and the MNIST test digits, in the MNIST classifier's (cyclegan.domain_fid; lower = looks "
-             f"more like the target domain). Real-vs-real floors at the same sizes: {floor_b:.2f} in B "
-             f"({len(test.a):,} training vs {len(test.b)} test digits), {floor_a:.2f} in A ({len(test.b)} training "
+             f"more like the target domain). Real-vs-real floors at the same sizes: {floor.a_to_b:.2f} in B "
+             f"({len(test.a):,} training vs {len(test.b)} test digits), {floor.b_to_a:.2f} in A ({len(test.b)} training "
              f"vs {len(test.a):,} test digits). Training ran on one CPU thread of a 2-core machine shared with other jobs.")
     print(record("CycleGAN class preservation (notebook 07)", markdown_table(header, rows), notes))
 

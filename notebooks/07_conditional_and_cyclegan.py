@@ -239,10 +239,11 @@ viz.plot_history(result_cycle.history, keys=["cycle", "identity", "g_adv", "d_lo
 # %%
 def fallback(name):
     """When no shipped weights exist: the same recipe without the learning-rate decay, time-limited."""
+    recipe = cyclegan_lib.CYCLEGAN_RECIPES[name]
+
     def train_now(model):
-        return cyclegan_lib.train_cyclegan(model, loader_a, loader_b,
-                                           steps=config.budget(full=cyclegan_lib.CYCLEGAN_RECIPES[name]["steps"], quick=6),
-                                           lr=spec["lr"], time_limit=config.budget(full=150, quick=30),
+        return cyclegan_lib.train_cyclegan(model, loader_a, loader_b, steps=config.budget(full=recipe["steps"], quick=6),
+                                           lr=recipe["lr"], time_limit=config.budget(full=150, quick=30),
                                            desc=f"{name} (fallback)").model
     return train_now
 
@@ -305,17 +306,15 @@ plt.tight_layout()
 # %% [markdown]
 # **Does it look like the target domain?** Keeping the class is easy if you change nothing, so we also measure
 # the other half of the job: the classifier-FID between the translations and held-out real digits of the target
-# domain, in the features of that domain's classifier (`cyclegan_lib.translation_fid`; notebook 06 used it for the DCGAN).
-# Two real sets of the same domain give the floor.
+# domain, in the features of that domain's classifier (`cyclegan_lib.translation_fid`; notebook 06 used
+# classifier-FID for the DCGAN). Two real sets of the same domain, of the same sizes, give the floor
+# (`cyclegan_lib.real_vs_real_fid`).
 
 # %%
-train_domains = domains
-likeness = {what: cyclegan_lib.translation_fid(model, test_a[:n_test_a], test_b[:n_test_b], test_a, test_b)
-            for what, model in [("no translation", cyclegan_lib.no_translation()), *translators.items()]}
-floor_b = cyclegan_lib.domain_fid(train_domains.b[:n_test_a], test_b, "B")
-floor_a = cyclegan_lib.domain_fid(train_domains.a[:n_test_b], test_a, "A")
+likeness = {"real vs real (floor)": cyclegan_lib.real_vs_real_fid(domains, test_domains, n_test_a, n_test_b)}
+likeness.update({what: cyclegan_lib.translation_fid(model, test_a[:n_test_a], test_b[:n_test_b], test_a, test_b)
+                 for what, model in [("no translation", cyclegan_lib.no_translation()), *translators.items()]})
 print(f"{'':>24}  FID to B (A->B)  FID to A (B->A)")
-print(f"{'real vs real (floor)':>24}  {floor_b:15.2f}  {floor_a:15.2f}")
 for what, fids in likeness.items():
     print(f"{what:>24}  {fids.a_to_b:15.2f}  {fids.b_to_a:15.2f}")
 

@@ -44,8 +44,9 @@ def describe(spec: dict) -> str:
                       f"{2 * spec['depth'] + 1}x{2 * spec['depth'] + 1} convolutional receptive field)")
     else:
         generators = f"ResNet generators width {spec['width']} with {spec['blocks']} blocks"
-    return (f"CycleGAN, {generators}, PatchGAN discriminators width {spec['discriminator_width']}, LSGAN loss, lambda_cycle {spec['lambda_cycle']}, "
-            f"lambda_identity {spec['lambda_identity']}, discriminator inputs shifted by up to "
+    return (f"CycleGAN, {generators}, PatchGAN discriminators width {spec['discriminator_width']}, LSGAN loss, "
+            f"lambda_cycle {spec['lambda_cycle']}, lambda_identity {spec['lambda_identity']}, discriminator inputs "
+            f"shifted by up to "
             f"{spec['augment_shift']} px, batch {spec['batch_size']} + {spec['batch_size']}, Adam {spec['lr']} "
             f"then linear decay to 0 over the second half")
 

@@ -324,3 +324,13 @@ def test_translation_fid_of_no_translation_is_the_distance_of_the_inputs():
     assert far.a_to_b == pytest.approx(C.domain_fid(a, ref_b, "B"))
     assert far.b_to_a == pytest.approx(C.domain_fid(b, ref_a, "A"))
     assert "A->B" in str(far)
+
+
+def test_real_vs_real_fid_is_the_floor_of_translation_fid():
+    train, test = C.digit_domains("train"), C.digit_domains("test")
+    floor = C.real_vs_real_fid(train, test, 300, 200)
+    assert floor.a_to_b == pytest.approx(C.domain_fid(train.b[:300], test.b, "B"))
+    assert floor.b_to_a == pytest.approx(C.domain_fid(train.a[:200], test.a, "A"))
+    # real digits of the target domain are closer to its test digits than untranslated digits of the other domain
+    far = C.translation_fid(C.no_translation(), test.a[:300], test.b[:200], test.a, test.b)
+    assert floor.a_to_b < far.a_to_b / 3 and floor.b_to_a < far.b_to_a / 10

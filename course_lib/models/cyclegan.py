@@ -46,6 +46,7 @@ __all__ = [
     "domain_fid",
     "TranslationFID",
     "translation_fid",
+    "real_vs_real_fid",
     "ResnetGenerator",
     "LocalGenerator",
     "PatchDiscriminator",
@@ -138,6 +139,15 @@ class ClassPreservation:
         return (f"class preserved: A->B {self.a_to_b:.1%} of {self.n_a}, B->A {self.b_to_a:.1%} of {self.n_b}")
 
 
+def _as_read_by(x: torch.Tensor, domain: str) -> tuple[torch.Tensor, str]:
+    """``x: (N, 1, 28, 28)`` in [-1, 1] as ``domain``'s shipped classifier reads it, and that classifier's name:
+    ``"A"``: in [0, 1] for the MNIST classifier; ``"B"``: brought to 8x8 (:func:`digits28_to_8x8`) for the 8x8 one."""
+    if domain not in ("A", "B"):
+        raise ValueError(f"domain must be 'A' (MNIST) or 'B' (8x8 digits), got {domain!r}")
+    unit = ((x.cpu() + 1) / 2).clamp(0, 1)
+    return (unit, "mnist") if domain == "A" else (digits28_to_8x8(unit), "digits8x8")
+
+
 def class_preservation(model: "CycleGAN", a: torch.Tensor, y_a: torch.Tensor, b: torch.Tensor, y_b: torch.Tensor,
                        *, device: torch.device | str | None = None) -> ClassPreservation:
     r"""How often a translated digit is still read as the same digit by the *target* domain's classifier.
@@ -148,10 +158,8 @@ def class_preservation(model: "CycleGAN", a: torch.Tensor, y_a: torch.Tensor, b:
     """
     from course_lib import metrics
 
-    fake_b = (model.translate(a, "AB").cpu() + 1) / 2
-    fake_a = (model.translate(b, "BA").cpu() + 1) / 2
-    pred_b = metrics.extract_logits(digits28_to_8x8(fake_b).clamp(0, 1), "digits8x8", device=device).argmax(1)
-    pred_a = metrics.extract_logits(fake_a.clamp(0, 1), "mnist", device=device).argmax(1)
+    pred_b = metrics.extract_logits(*_as_read_by(model.translate(a, "AB"), "B"), device=device).argmax(1)
+    pred_a = metrics.extract_logits(*_as_read_by(model.translate(b, "BA"), "A"), device=device).argmax(1)
     y_a, y_b = y_a.cpu().long(), y_b.cpu().long()
 
     def per_class(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -180,12 +188,8 @@ def domain_fid(x: torch.Tensor, reference: torch.Tensor, domain: str, *,
     """
     from course_lib import metrics
 
-    if domain not in ("A", "B"):
-        raise ValueError(f"domain_fid: domain must be 'A' (MNIST) or 'B' (8x8 digits), got {domain!r}")
-    view = (lambda t: ((t.cpu() + 1) / 2).clamp(0, 1)) if domain == "A" else (  # noqa: E731
-        lambda t: digits28_to_8x8((t.cpu() + 1) / 2).clamp(0, 1))
-    classifier = "mnist" if domain == "A" else "digits8x8"
-    return metrics.fid(view(reference), view(x), classifier=classifier, device=device)
+    reference_view, classifier = _as_read_by(reference, domain)
+    return metrics.fid(reference_view, _as_read_by(x, domain)[0], classifier=classifier, device=device)
 
 
 @dataclass
@@ -209,6 +213,16 @@ def translation_fid(model: "CycleGAN", a: torch.Tensor, b: torch.Tensor, referen
     """
     return TranslationFID(a_to_b=domain_fid(model.translate(a, "AB"), reference_b, "B", device=device),
                           b_to_a=domain_fid(model.translate(b, "BA"), reference_a, "A", device=device))
+
+
+def real_vs_real_fid(train: "DigitDomains", test: "DigitDomains", n_a: int, n_b: int, *,
+                     device: torch.device | str | None = None) -> TranslationFID:
+    """The floor of :func:`translation_fid` at the same sizes: ``a_to_b`` = FID between ``n_a`` real training
+    digits of domain B and ``test.b`` (in the 8x8 classifier's features), ``b_to_a`` = FID between ``n_b`` real
+    training digits of domain A and ``test.a`` (MNIST features). Translations of ``n_a`` A digits and ``n_b``
+    B digits, compared with the same test sets, cannot be expected to score below these."""
+    return TranslationFID(a_to_b=domain_fid(train.b[:n_a], test.b, "B", device=device),
+                          b_to_a=domain_fid(train.a[:n_b], test.a, "A", device=device))
 
 
 class _ResidualBlock(nn.Module):
@@ -256,8 +270,9 @@ class LocalGenerator(nn.Module):
     input pixels around it (9x9 for ``depth = 4``: less than half a digit's 20-pixel box). The only information
     that travels further is what InstanceNorm computes over the whole image: a mean and a standard deviation per
     feature map. It can thicken, blur, sharpen or bend a stroke where it stands, but it cannot redraw a digit
-    as another one: the inductive bias that keeps a translation's content. :class:`ResnetGenerator` goes down to 7x7, where every output pixel sees the whole
-    digit. ``(B, C, H, W)`` -> ``(B, C, H, W)`` in [-1, 1], any H, W > ``depth``.
+    as another one: the inductive bias that keeps a translation's content. :class:`ResnetGenerator` goes down
+    to 7x7, where every output pixel sees the whole digit. ``(B, C, H, W)`` -> ``(B, C, H, W)`` in [-1, 1],
+    any H, W > ``depth``.
     """
 
     def __init__(self, channels: int = 1, width: int = 32, depth: int = 4):
@@ -522,13 +537,12 @@ def train_cyclegan(model: CycleGAN, loader_a: Iterable, loader_b: Iterable, *, s
 #: * ``cyclegan_digits``: :class:`LocalGenerator` (width 32, depth 4: each output pixel sees 9x9 input pixels);
 #: * ``cyclegan_digits_resnet``: the paper's :class:`ResnetGenerator` (width 16, 3 residual blocks at 7x7).
 CYCLEGAN_RECIPES: dict[str, dict] = {
-    "cyclegan_digits": {"generator": "local", "width": 32, "depth": 4, "discriminator_width": 16, "lambda_cycle": 10.0,
-                        "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32, "lr": 2e-4, "steps": 3000,
-                        "lr_decay_from": 1500},
+    "cyclegan_digits": {"generator": "local", "width": 32, "depth": 4, "discriminator_width": 16,
+                        "lambda_cycle": 10.0, "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32,
+                        "lr": 2e-4, "steps": 3000, "lr_decay_from": 1500},
     "cyclegan_digits_resnet": {"generator": "resnet", "width": 16, "blocks": 3, "discriminator_width": 16,
-                               "lambda_cycle": 10.0,
-                               "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32, "lr": 2e-4,
-                               "steps": 5000, "lr_decay_from": 2500},
+                               "lambda_cycle": 10.0, "lambda_identity": 5.0, "augment_shift": 2, "batch_size": 32,
+                               "lr": 2e-4, "steps": 5000, "lr_decay_from": 2500},
 }
 
 
@@ -545,8 +559,7 @@ def build_cyclegan(name: str) -> CycleGAN:
     else:
         G_AB, G_BA = (ResnetGenerator(width=spec["width"], blocks=spec["blocks"]) for _ in range(2))
     D_A, D_B = (PatchDiscriminator(width=spec["discriminator_width"]) for _ in range(2))
-    return CycleGAN(G_AB, G_BA, D_A, D_B,
-                    lambda_cycle=spec["lambda_cycle"], lambda_identity=spec["lambda_identity"],
+    return CycleGAN(G_AB, G_BA, D_A, D_B, lambda_cycle=spec["lambda_cycle"], lambda_identity=spec["lambda_identity"],
                     augment_shift=spec["augment_shift"])
 
 
