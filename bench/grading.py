@@ -30,9 +30,10 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from course_lib.grading import exercises as ex  # noqa: E402
-from course_lib.grading import grade as gr  # noqa: E402
-from course_lib.grading.sandbox import Limits  # noqa: E402
+from course_tools.grading import exercises as ex  # noqa: E402
+from course_tools.grading import grade as gr  # noqa: E402
+from course_tools.grading.assignment import find_assignment  # noqa: E402
+from course_tools.grading.sandbox import Limits  # noqa: E402
 
 MIX = [("solution", 0.35), ("exercise", 0.15), ("partial", 0.30), ("broken", 0.10), ("tampered", 0.07), ("unreadable", 0.02)]
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
-    solution_path = gr.find_assignment(args.assignment, REPO / "solutions")
+    solution_path = find_assignment(args.assignment, REPO / "solutions")
     work = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         submissions, out = work / "submissions", work / "out"

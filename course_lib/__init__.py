@@ -2,6 +2,9 @@
 
 Learners import the pieces they need, e.g. ``from course_lib import config, data, viz``. Submodules
 are imported lazily so that ``import course_lib`` (and the ``course`` command) stay fast.
+
+This package holds only what notebooks import; the ``course`` command and the grader live beside
+it in ``course_tools`` (the instructor's workshop), which imports from here but never the other way.
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "checkpoints",
-    "cli",
     "config",
     "data",
     "device",
-    "grading",
     "metrics",
     "models",
     "nn",

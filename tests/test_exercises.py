@@ -1,4 +1,4 @@
-"""The exercise generator (course_lib.grading.exercises) and the real exercise sets in solutions/.
+"""The exercise generator (course_tools.grading.exercises) and the real exercise sets in solutions/.
 
 Part 1 builds small solutions files in a temporary folder and checks each rule of the format.
 Part 2 checks every solutions/NN_topic.py: it validates, exercises/ is up to date, the student
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.grading import exercises as ex
+from course_tools.grading import exercises as ex
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = REPO / "solutions"
@@ -415,7 +415,7 @@ def test_generated_exercise_has_stubs_and_no_hidden_tests(solution):
 
 
 def _run(nb, tmp_path, monkeypatch, allow_errors=False):
-    from course_lib.cli import execute_notebook
+    from course_tools.execute import execute_notebook
 
     monkeypatch.setenv("COURSE_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

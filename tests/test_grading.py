@@ -1,4 +1,4 @@
-"""The grader's contract (``course grade``, course_lib.grading.grade and .sandbox).
+"""The grader's contract (``course grade``: course_tools.grading and its sandbox).
 
 Part 1 (no sandbox, fast): finding assignments and submissions, reading notebooks, the plan that
 restores locked/test cells, the static review, scoring rules.
@@ -23,9 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.grading import exercises as ex
-from course_lib.grading import grade as gr
-from course_lib.grading.sandbox import CellOutcome, Limits
+from course_tools.grading import exercises as ex
+from course_tools.grading import grade as gr
+from course_tools.grading.assignment import find_assignment, load_assignment
+from course_tools.grading.plan import build_plan
+from course_tools.grading.review import review_code
+from course_tools.grading.sandbox import CellOutcome, Limits
+from course_tools.grading.scoring import score_test
+from course_tools.grading.submissions import discover_submissions, read_submission
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION_FILES = sorted((REPO / "solutions").glob("[0-9][0-9]_*.py"))
@@ -158,18 +163,18 @@ def write(folder: Path, name: str, nb) -> Path:
 
 
 def test_find_assignment_by_path_number_and_name(tiny, tmp_path):
-    assert gr.find_assignment(tiny) == tiny
-    assert gr.find_assignment("90", solutions_dir=tiny.parent) == tiny
-    assert gr.find_assignment("tiny", solutions_dir=tiny.parent) == tiny
-    assert gr.find_assignment("90_tiny", solutions_dir=tiny.parent) == tiny
+    assert find_assignment(tiny) == tiny
+    assert find_assignment("90", solutions_dir=tiny.parent) == tiny
+    assert find_assignment("tiny", solutions_dir=tiny.parent) == tiny
+    assert find_assignment("90_tiny", solutions_dir=tiny.parent) == tiny
     with pytest.raises(FileNotFoundError, match="there are: 90_tiny_grading"):
-        gr.find_assignment("07", solutions_dir=tiny.parent)
+        find_assignment("07", solutions_dir=tiny.parent)
     with pytest.raises(ValueError, match="not a notebook"):
-        gr.find_assignment(tmp_path / "x.ipynb")
+        find_assignment(tmp_path / "x.ipynb")
 
 
 def test_load_assignment_roles_points_hints_hidden_lines(tiny):
-    a = gr.load_assignment(tiny)
+    a = load_assignment(tiny)
     assert a.name == "90_tiny_grading" and a.total == 5.0
     assert [(c.grade_id, c.points) for c in a.tests] == [("q1_test", 2.0), ("q2_test", 2.0), ("q3_test", 1.0)]
     roles = {c.grade_id: c.role for c in a.cells}
@@ -188,7 +193,7 @@ def test_discover_files_folders_and_nbgrader_layout(tmp_path):
     flat.mkdir()
     for name in ("bob.ipynb", "alice_90_tiny.ipynb", "notes.txt", ".hidden.ipynb"):
         (flat / name).write_text("{}")
-    found = gr.discover_submissions(flat, "90_tiny")
+    found = discover_submissions(flat, "90_tiny")
     assert [(s.student, s.path.name) for s in found] == [("alice", "alice_90_tiny.ipynb"), ("bob", "bob.ipynb")]
 
     nbg = tmp_path / "course"
@@ -204,14 +209,14 @@ def test_discover_files_folders_and_nbgrader_layout(tmp_path):
     frank.mkdir(parents=True)
     for name in ("b.ipynb", "a.ipynb"):
         (frank / name).write_text("{}")
-    found = gr.discover_submissions(nbg, "90_tiny")
+    found = discover_submissions(nbg, "90_tiny")
     assert [s.student for s in found] == ["carol", "dave", "erin", "frank"]
     assert found[0].path.name == "90_tiny.ipynb" and not found[0].flags
     assert found[1].path.name == "90_tiny.ipynb" and not found[1].flags
     assert found[2].path is None and [f.code for f in found[2].flags] == ["no-notebook"]
     assert found[3].path.name == "a.ipynb" and [f.code for f in found[3].flags] == ["several-notebooks"]
     with pytest.raises(FileNotFoundError):
-        gr.discover_submissions(tmp_path / "nowhere", "x")
+        discover_submissions(tmp_path / "nowhere", "x")
 
 
 def test_unreadable_notebooks_are_flagged_not_raised(tmp_path):
@@ -220,12 +225,12 @@ def test_unreadable_notebooks_are_flagged_not_raised(tmp_path):
     for name, data in cases.items():
         path = tmp_path / f"{name}.ipynb"
         path.write_bytes(data)
-        nb, _text, flags = gr.read_submission(path)
+        nb, _text, flags = read_submission(path)
         assert nb is None and [f.code for f in flags] == ["unreadable"], name
 
 
 def plan_of(tiny, nb):
-    return gr.build_plan(gr.load_assignment(tiny), nb)
+    return build_plan(load_assignment(tiny), nb)
 
 
 def test_plan_of_the_exercise_and_the_solution_has_no_flags(tiny):
@@ -249,26 +254,26 @@ def test_plan_restores_deleted_and_edited_cells_and_keeps_the_students_own(tiny)
                             "duplicate-id:q2_answer", "unknown-id:bogus"])
     labels = [c.label for c in plan]
     assert labels[:4] == ["setup", "q1_answer", "your cell 4", "q1_test"]
-    assert [c.source for c in plan if c.label == "q1_test"][0].strip() == gr.load_assignment(tiny).by_id["q1_test"].source.strip()
+    assert [c.source for c in plan if c.label == "q1_test"][0].strip() == load_assignment(tiny).by_id["q1_test"].source.strip()
     assert [c.source for c in plan if c.label == "setup"][0].startswith("import math")
     assert labels.index("q2_test") < labels.index("q3_test")
     assert "q3_answer" not in labels and labels[-1] == "your cell 9"
 
 
 def test_review_flags_monkeypatching_and_frame_walking_but_not_plain_code():
-    assert gr.review_code("q1", "import torch\ndef f(x):\n    return torch.relu(x).sum()\nclass M(torch.nn.Module):\n    def forward(self, x): return x") == []
-    found = gr.review_code("q1", "import torch, builtins\ntorch.allclose = lambda *a: True\nimport sys\nf = sys._getframe(1).f_back")
+    assert review_code("q1", "import torch\ndef f(x):\n    return torch.relu(x).sum()\nclass M(torch.nn.Module):\n    def forward(self, x): return x") == []
+    found = review_code("q1", "import torch, builtins\ntorch.allclose = lambda *a: True\nimport sys\nf = sys._getframe(1).f_back")
     text = " ".join(found)
     assert "torch.allclose" in text and "builtins" in text and "f_back" in text
-    assert gr.review_code("q1", "class X:\n    def __eq__(self, o): return True")
-    assert gr.review_code("q1", "def (:") == []  # syntax errors are the execution's business
+    assert review_code("q1", "class X:\n    def __eq__(self, o): return True")
+    assert review_code("q1", "def (:") == []  # syntax errors are the execution's business
 
 
 def test_scoring_rules(tiny):
-    a = gr.load_assignment(tiny)
+    a = load_assignment(tiny)
     q2 = a.by_id["q2_test"]
     flags: list = []
-    score = lambda outcome: gr._score_test(q2, outcome, flags)  # noqa: E731
+    score = lambda outcome: score_test(q2, outcome, flags)  # noqa: E731
     assert score(CellOutcome("ok", {"status": "ok"})).points == 2
     assert score(CellOutcome("ok", {"status": "ok", "value": 0.25})).points == 0.5
     assert score(CellOutcome("ok", {"status": "ok", "value": True, "value_type": "bool"})).points == 2
@@ -283,7 +288,7 @@ def test_scoring_rules(tiny):
     r = score(CellOutcome("error", {"status": "error", "ename": "AssertionError", "evalue": "boom", "line": 2}))
     assert r.points == 0 and "failed at: cases = " in r.message
     q1 = a.by_id["q1_test"]
-    r = gr._score_test(q1, CellOutcome("error", {"status": "error", "ename": "AssertionError", "evalue": "", "line": 5}), flags)
+    r = score_test(q1, CellOutcome("error", {"status": "error", "ename": "AssertionError", "evalue": "", "line": 5}), flags)
     assert "a hidden check failed" in r.message and "check_close(square(-2.0)" not in r.message
     for status in ("timeout", "died", "channel"):
         assert score(CellOutcome(status)).points == 0
@@ -618,7 +623,7 @@ def test_without_namespaces_the_grader_still_isolates_processes_and_network(tiny
 
 
 def test_cli_grade_runs_and_reports(tiny, tmp_path, capsys):
-    from course_lib.cli import main
+    from course_tools.cli import main
 
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -663,5 +668,5 @@ def test_nbgrader_generates_the_same_student_notebook(solution, tmp_path, monkey
     ours = ex.make_exercise(solution)
     assert [c.source.rstrip() for c in released.cells] == [c.source.rstrip() for c in ours.cells]
     graded = [(c.metadata.nbgrader["grade_id"], float(c.metadata.nbgrader["points"])) for c in released.cells if is_grade(c)]
-    assignment = gr.load_assignment(solution)
+    assignment = load_assignment(solution)
     assert graded == [(t.grade_id, t.points) for t in assignment.tests]

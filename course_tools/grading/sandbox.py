@@ -4,7 +4,7 @@ The grader (this module, in the grader's process) starts one warm *zygote*
 (:file:`_runner.py`) that has imported torch, IPython and whatever the assignment's locked and
 test cells import; each submission gets a process forked from it and sealed before it sees any
 student code (namespaces, read-only file system, hidden folders, resource limits, no
-capabilities, seccomp; see the docstring of :mod:`course_lib.grading._runner`). The grader sends
+capabilities, seccomp; see the docstring of :mod:`course_tools.grading._runner`). The grader sends
 the cells one at a time and enforces the wall-clock limits itself:
 
 * a cell that runs past its limit is interrupted (SIGINT → ``KeyboardInterrupt``); if the
@@ -15,7 +15,7 @@ the cells one at a time and enforces the wall-clock limits itself:
 * when the process dies, the forked parent reports how (exit status or signal) after the
   submission's code can no longer write anything.
 
-Typical use (what :mod:`course_lib.grading.grade` does)::
+Typical use (what :mod:`course_tools.grading.grade` does)::
 
     with Zygote(preimport=["course_lib.config"], keep=[...], workroot=tmp) as zygote:
         session = Session(zygote, limits=Limits(), log_path=out / "alice.log",

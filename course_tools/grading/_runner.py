@@ -1,6 +1,6 @@
 """The sandboxed side of ``course grade``: a warm "zygote" process and the per-submission runner.
 
-This file is run as a script by :mod:`course_lib.grading.sandbox` (``python -I _runner.py zygote``),
+This file is run as a script by :mod:`course_tools.grading.sandbox` (``python -I _runner.py zygote``),
 never imported by the grader, and uses only the standard library until the zygote imports what the
 notebooks need. The design, from the outside in:
 
@@ -451,7 +451,7 @@ def _suspicious(module: str, old: object, new: object) -> bool:
     """A change the grader treats as tampering (else: a library's own lazy change, undone quietly)."""
     if new is MISSING or _made_by_notebook(new):
         return True
-    if module in _CORE_MODULES or module.startswith("course_lib") or module == "course_lib.grading._runner":
+    if module in _CORE_MODULES or module.startswith("course_lib") or module == "course_tools.grading._runner":
         return not _wraps(new, old)
     return False
 
@@ -489,7 +489,7 @@ class Snapshot:
     def take(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.add_modules([("course_lib.grading._runner", THIS_MODULE)], force=True)
+            self.add_modules([("course_tools.grading._runner", THIS_MODULE)], force=True)
             self.add_modules(list(sys.modules.items()))
         self.sys_modules = {name: module for name, module in sys.modules.items() if _watched_module(name, self.packages)}
         self.meta_path, self.path_hooks, self.path = list(sys.meta_path), list(sys.path_hooks), list(sys.path)
@@ -1513,7 +1513,7 @@ def main(argv: list[str]) -> None:
     if _len(argv) == 3 and argv[1] == "zygote":
         zygote(int(argv[2]))
     else:
-        print("usage: _runner.py zygote FD  (started by course_lib.grading.sandbox)", file=sys.stderr)
+        print("usage: _runner.py zygote FD  (started by course_tools.grading.sandbox)", file=sys.stderr)
         sys.exit(2)
 
 
